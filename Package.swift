@@ -1,0 +1,29 @@
+// swift-tools-version:5.9
+// No package dependencies: the build machine cannot fetch any. System libraries only.
+import PackageDescription
+
+let package = Package(
+    name: "SteeringBake",
+    products: [
+        .library(name: "StrictJSON", targets: ["StrictJSON"]),
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Editor", targets: ["Editor"]),
+        .executable(name: "edit-cli", targets: ["edit-cli"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "StrictJSON"),
+        .target(name: "SafeTensors", dependencies: ["StrictJSON"]),
+        .target(name: "Tokenizers", dependencies: ["StrictJSON"]),
+        .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS"]),
+        .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib"]),
+        .executableTarget(name: "edit-cli", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors"]),
+        .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors"]),
+    ]
+)
