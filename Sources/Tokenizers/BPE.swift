@@ -91,10 +91,12 @@ final class BPEModel {
 
     func tokenize(_ word: String, into out: inout [Int]) {
         if word.isEmpty { return }
-        if let hit = cache[word] { out.append(contentsOf: hit); return }
+        if word.utf8.count <= 256, let hit = cache[word] { out.append(contentsOf: hit); return }
         let ids = compute(word)
-        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[word] = ids
+        if word.utf8.count <= 256 {
+            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[word] = ids
+        }
         out.append(contentsOf: ids)
     }
 
@@ -122,7 +124,13 @@ final class BPEModel {
             }
         }
         if syms.count < 2 { return syms }
-        // Merge loop: lowest rank first, leftmost on ties.
+        if syms.count <= 24 { return mergeSmall(syms) }
+        return mergeLarge(syms)
+    }
+
+    /// Short words: rescan for the best pair after each merge.
+    private func mergeSmall(_ input: [Int]) -> [Int] {
+        var syms = input
         while true {
             var bestRank = Int32.max, bestAt = -1, bestId: Int32 = 0
             var k = 0
@@ -138,5 +146,80 @@ final class BPEModel {
             if syms.count < 2 { break }
         }
         return syms
+    }
+
+    /// Long words (e.g. whole lines when there is no pre-tokenizer): a heap of candidate merges over
+    /// a linked list of symbols, O(n log n). Candidates are ordered by (rank, position of the left
+    /// symbol), which is the same order as the rescanning loop: lowest rank, leftmost first.
+    private func mergeLarge(_ input: [Int]) -> [Int] {
+        let n = input.count
+        var ids = input
+        var prev = [Int](0..<n).map { $0 - 1 }
+        var next = [Int](0..<n).map { $0 + 1 }
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MergeHeap()
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j < n, let m = merges[UInt64(ids[i]) << 32 | UInt64(ids[j])] else { return }
+            heap.push(MergeCandidate(rank: m.rank, pos: Int32(i), left: Int32(ids[i]), right: Int32(ids[j]), merged: m.id))
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let c = heap.pop() {
+            let i = Int(c.pos)
+            guard alive[i], ids[i] == Int(c.left) else { continue }
+            let j = next[i]
+            guard j < n, alive[j], ids[j] == Int(c.right) else { continue }
+            ids[i] = Int(c.merged)
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
+        }
+        var out: [Int] = []
+        var k = 0
+        while k < n { out.append(ids[k]); k = next[k] }
+        return out
+    }
+}
+
+struct MergeCandidate {
+    let rank: Int32
+    let pos: Int32
+    let left: Int32
+    let right: Int32
+    let merged: Int32
+    @inline(__always) static func < (a: MergeCandidate, b: MergeCandidate) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
+}
+
+/// A binary min-heap of merge candidates.
+struct MergeHeap {
+    private var a: [MergeCandidate] = []
+    mutating func push(_ x: MergeCandidate) {
+        a.append(x)
+        var k = a.count - 1
+        while k > 0 {
+            let p = (k - 1) / 2
+            if a[k] < a[p] { a.swapAt(k, p); k = p } else { break }
+        }
+    }
+    mutating func pop() -> MergeCandidate? {
+        guard let top = a.first else { return nil }
+        let last = a.removeLast()
+        if !a.isEmpty {
+            a[0] = last
+            var k = 0
+            while true {
+                let l = 2 * k + 1, r = l + 1
+                var m = k
+                if l < a.count && a[l] < a[m] { m = l }
+                if r < a.count && a[r] < a[m] { m = r }
+                if m == k { break }
+                a.swapAt(k, m); k = m
+            }
+        }
+        return top
     }
 }
