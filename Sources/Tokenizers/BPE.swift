@@ -16,7 +16,11 @@ final class BPEModel {
     let vocab: [String: Int]
     let idToToken: [Int: String]
     /// (left id << 32 | right id) -> (rank, merged id)
-    let merges: [UInt64: (rank: Int32, id: Int32)]
+    let merges: MergeTable
+    /// single-scalar tokens (without prefix): scalar value -> id
+    let scalarIds: [UInt32: Int32]
+    /// the same for scalars below 0x3000, as a flat table (-1 = not a token)
+    let lowScalarIds: [Int32]
     let unkId: Int?
     let fuseUnk: Bool
     let byteFallback: Bool
@@ -66,8 +70,7 @@ final class BPEModel {
         byteTokenIds = bt
 
         let mergeList = try r.array(v, "merges", in: entry)
-        var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
-        merges.reserveCapacity(mergeList.count)
+        var merges = MergeTable(capacityFor: mergeList.count)
         for (rank, m) in mergeList.enumerated() {
             let a: String, b: String
             if let s = m.stringValue {
@@ -84,9 +87,20 @@ final class BPEModel {
             let merged = a + (prefix.isEmpty || !b.hasPrefix(prefix) ? b : String(b.dropFirst(prefix.count)))
             guard let im = vocab[merged] else { throw r.fail("\(entry): merge \(rank) makes '\(merged)', which is not in the vocabulary") }
             let key = UInt64(ia) << 32 | UInt64(ib)
-            if merges[key] == nil { merges[key] = (Int32(rank), Int32(im)) }
+            if merges[key] == nil { merges.insert(key, rank: Int32(rank), id: Int32(im)) }
         }
         self.merges = merges
+        var sids: [UInt32: Int32] = [:]
+        var low = [Int32](repeating: -1, count: 0x3000)
+        for (tok, id) in vocab {
+            var it = tok.unicodeScalars.makeIterator()
+            if let u = it.next(), it.next() == nil {
+                sids[u.value] = Int32(id)
+                if u.value < 0x3000 { low[Int(u.value)] = Int32(id) }
+            }
+        }
+        scalarIds = sids
+        lowScalarIds = low
     }
 
     func tokenize(_ word: String, into out: inout [Int]) {
@@ -109,9 +123,12 @@ final class BPEModel {
         var first = true
         var lastWasUnk = false
         for u in word.unicodeScalars {
-            let s = (first || prefix.isEmpty) ? String(u) : prefix + String(u)
-            first = false
-            if let id = vocab[s] { syms.append(id); lastWasUnk = false; continue }
+            if first || prefix.isEmpty {
+                let v = u.value
+                let id = v < 0x3000 ? lowScalarIds[Int(v)] : (scalarIds[v] ?? -1)
+                first = false
+                if id >= 0 { syms.append(Int(id)); lastWasUnk = false; continue }
+            } else if let id = vocab[prefix + String(u)] { syms.append(id); lastWasUnk = false; continue }
             if byteFallback {
                 var allFound = true
                 var ids: [Int] = []
@@ -180,6 +197,47 @@ final class BPEModel {
         var k = 0
         while k < n { out.append(ids[k]); k = next[k] }
         return out
+    }
+}
+
+/// Open-addressing hash table from a pair key to (rank, merged id): the hottest lookup of encoding.
+struct MergeTable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private let shift: UInt64
+    static let empty = UInt64.max
+
+    init(capacityFor n: Int) {
+        var cap = 16
+        var bits: UInt64 = 4
+        while cap < n * 2 + 16 { cap <<= 1; bits += 1 }
+        keys = [UInt64](repeating: MergeTable.empty, count: cap)
+        values = [UInt64](repeating: 0, count: cap)
+        mask = cap - 1
+        shift = 64 - bits
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
+    mutating func insert(_ key: UInt64, rank: Int32, id: Int32) {
+        var k = slot(key)
+        while keys[k] != MergeTable.empty && keys[k] != key { k = (k + 1) & mask }
+        keys[k] = key
+        values[k] = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: id))
+    }
+
+    @inline(__always) subscript(key: UInt64) -> (rank: Int32, id: Int32)? {
+        var k = slot(key)
+        while true {
+            let x = keys[k]
+            if x == key {
+                let v = values[k]
+                return (Int32(bitPattern: UInt32(truncatingIfNeeded: v >> 32)), Int32(bitPattern: UInt32(truncatingIfNeeded: v)))
+            }
+            if x == MergeTable.empty { return nil }
+            k = (k + 1) & mask
+        }
     }
 }
 

@@ -26,15 +26,17 @@ struct NFKDNormalizer: Normalizer { func normalize(_ s: String) -> String { s.de
 /// Per-scalar full lowercase mapping (no context rules, like Rust's `char::to_lowercase`).
 struct LowercaseNormalizer: Normalizer {
     func normalize(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
         for u in s.unicodeScalars {
             if u.value < 0x80 {
-                out.append((u.value >= 0x41 && u.value <= 0x5A) ? Unicode.Scalar(u.value + 32)! : u) // programmer error: ASCII
+                let v = UInt8(u.value)
+                out.append(v >= 0x41 && v <= 0x5A ? v + 32 : v)
             } else {
-                out.append(contentsOf: u.properties.lowercaseMapping.unicodeScalars)
+                out.append(contentsOf: u.properties.lowercaseMapping.utf8)
             }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -63,6 +65,32 @@ struct SequenceNormalizer: Normalizer {
     func normalize(_ s: String) -> String { items.reduce(s) { $1.normalize($0) } }
 }
 
+/// Replaces every occurrence of `pattern` (byte comparison, no Unicode equivalence; UTF-8 is
+/// self-synchronising, so byte matches of a valid pattern fall on scalar boundaries).
+func replaceLiteral(_ s: String, _ pattern: String, _ with: String) -> String {
+    let p = Array(pattern.utf8)
+    guard let p0 = p.first else { return s }
+    let w = Array(with.utf8)
+    var src = s
+    return src.withUTF8 { b -> String in
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + b.count / 2)
+        var i = 0
+        var changed = false
+        let n = b.count
+        while i < n {
+            if b[i] == p0 && i + p.count <= n {
+                var ok = true
+                var k = 1
+                while k < p.count { if b[i + k] != p[k] { ok = false; break }; k += 1 }
+                if ok { out.append(contentsOf: w); i += p.count; changed = true; continue }
+            }
+            out.append(b[i]); i += 1
+        }
+        return changed ? String(decoding: out, as: UTF8.self) : s
+    }
+}
+
 /// Replace with a literal string or a regex (`{"String": ...}` or `{"Regex": ...}`).
 struct Replacer {
     let literal: String?
@@ -70,7 +98,7 @@ struct Replacer {
     let content: String
 
     func apply(_ s: String) -> String {
-        if let lit = literal { return lit.isEmpty ? s : s.replacingOccurrences(of: lit, with: content) }
+        if let lit = literal { return replaceLiteral(s, lit, content) }
         guard let re = regex else { return s }
         let ns = s as NSString
         return re.stringByReplacingMatches(in: s, options: [], range: NSRange(location: 0, length: ns.length),
@@ -144,10 +172,16 @@ enum ByteLevelMap {
         return t
     }()
 
+    /// UTF-8 of each mapped character
+    static let byteToUTF8: [[UInt8]] = byteToChar.map { Array(String($0).utf8) }
+
     static func encode(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
-        for b in s.utf8 { out.append(byteToChar[Int(b)]) }
-        return String(out)
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count * 2)
+        for b in s.utf8 {
+            if b >= 0x21 && b <= 0x7E { out.append(b) } else { out.append(contentsOf: byteToUTF8[Int(b)]) }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -254,7 +288,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
         let rep = String(replacement)
         var out: [Piece] = []
         for p in pieces {
-            var t = p.text.replacingOccurrences(of: " ", with: rep)
+            var t = replaceLiteral(p.text, " ", rep)
             if !t.isEmpty && !t.hasPrefix(rep) {
                 if prependScheme == .always || (prependScheme == .first && p.atStart) { t = rep + t }
             }
