@@ -1,15 +1,26 @@
 // Normalizers and pre-tokenizers of tokenizer.json, one type per `type`, built by factories.
 //
 // Text flows as `Piece`s: a piece is a run of text that later stages may split but never merge.
-// `atStart` is true when the piece begins at offset 0 of the original input (Metaspace's
-// prepend_scheme "first" only prepends there, as the `tokenizers` library does).
+// Metaspace's prepend_scheme "first" prepends only to pieces whose offset in the original input is
+// 0, as the `tokenizers` library does. Normalization can expand the first character (NFKC turns
+// "½" into "1⁄2", all three aligned to original offset 0), so a piece records `startSpan`: how many
+// of its leading UTF-8 bytes come from the original offset 0 (0 for pieces that start later).
 
 import Foundation
 import StrictJSON
 
 struct Piece {
     var text: String
-    var atStart: Bool
+    var startSpan: Int
+    var atStart: Bool { startSpan > 0 }
+
+    init(text: String, startSpan: Int) { self.text = text; self.startSpan = startSpan }
+
+    /// A piece of the original input; `atStart` when it begins at offset 0.
+    init(original text: String, atStart: Bool) {
+        self.text = text
+        self.startSpan = atStart ? (text.unicodeScalars.first.map { UTF8.width($0) } ?? 0) : 0
+    }
 }
 
 // MARK: - normalizers
@@ -248,7 +259,7 @@ func splitPieces(_ pieces: [Piece], _ splitter: RegexSplitter, _ behavior: Split
         let utf8 = Array(p.text.utf8)
         for r in ranges where !r.isEmpty {
             let a = buf.offsets[r.lowerBound], b = buf.offsets[r.upperBound]
-            out.append(Piece(text: String(decoding: utf8[a..<b], as: UTF8.self), atStart: p.atStart && a == 0))
+            out.append(Piece(text: String(decoding: utf8[a..<b], as: UTF8.self), startSpan: p.startSpan > a ? p.startSpan - a : 0))
         }
     }
     return out
@@ -262,10 +273,18 @@ struct ByteLevelPreTokenizer: PreTokenizer {
     func split(_ pieces: [Piece]) -> [Piece] {
         var ps = pieces
         if addPrefixSpace {
-            for k in ps.indices where !ps[k].text.hasPrefix(" ") { ps[k].text = " " + ps[k].text }
+            for k in ps.indices where !ps[k].text.hasPrefix(" ") {
+                ps[k].text = " " + ps[k].text
+                if ps[k].startSpan > 0 { ps[k].startSpan += 1 }
+            }
         }
         if useRegex { ps = splitPieces(ps, Self.gpt2, .isolated, invert: false) }
-        for k in ps.indices { ps[k].text = ByteLevelMap.encode(ps[k].text) }
+        for k in ps.indices {
+            if ps[k].startSpan > 0 {
+                ps[k].startSpan = ps[k].text.utf8.prefix(ps[k].startSpan).reduce(0) { $0 + ByteLevelMap.byteToUTF8[Int($1)].count }
+            }
+            ps[k].text = ByteLevelMap.encode(ps[k].text)
+        }
         return ps
     }
 }
@@ -289,10 +308,17 @@ struct MetaspacePreTokenizer: PreTokenizer {
         var out: [Piece] = []
         for p in pieces {
             var t = replaceLiteral(p.text, " ", rep)
-            if !t.isEmpty && !t.hasPrefix(rep) {
-                if prependScheme == .always || (prependScheme == .first && p.atStart) { t = rep + t }
+            var span = 0
+            if p.startSpan > 0 {
+                span = replaceLiteral(String(decoding: p.text.utf8.prefix(p.startSpan), as: UTF8.self), " ", rep).utf8.count
             }
-            out.append(Piece(text: t, atStart: p.atStart))
+            if !t.isEmpty && !t.hasPrefix(rep) {
+                if prependScheme == .always || (prependScheme == .first && p.atStart) {
+                    t = rep + t
+                    if span > 0 { span += rep.utf8.count }
+                }
+            }
+            out.append(Piece(text: t, startSpan: span))
         }
         guard splitWords, let u = rep.unicodeScalars.first else { return out }
         return splitPieces(out, LiteralSplitter(pattern: [u.value]), .mergedWithNext, invert: false)

@@ -93,7 +93,7 @@ final class ErrorTests: XCTestCase {
             """
             let t = try Tokenizer(tokenizerJSON: Array(json.utf8), configJSON: nil)
             guard let pt = t.preTokenizer else { return [] }
-            return pt.split([Piece(text: text, atStart: true)]).map { $0.text }
+            return pt.split([Piece(original: text, atStart: true)]).map { $0.text }
         }
         let split = { (b: String) in #"{"type": "Split", "pattern": {"String": "-"}, "behavior": "\#(b)", "invert": false}"# }
         XCTAssertEqual(try pieces(split("Removed"), "a-b--c"), ["a", "b", "c"])

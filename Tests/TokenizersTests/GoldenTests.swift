@@ -31,6 +31,19 @@ final class GoldenTests: XCTestCase {
             XCTAssertEqual(tok.decode(want, skipSpecialTokens: true), c["decode_skip_special"]?.stringValue, "\(name) decode skip \(show(text))")
             if failures > 5 { break }
         }
+        // Seeded random strings that stress the regex matchers and added-token matching.
+        let fuzz = try XCTUnwrap(g["fuzz"]?.arrayValue)
+        XCTAssertGreaterThan(fuzz.count, 200)
+        var fuzzFailures = 0
+        for c in fuzz {
+            let text = try XCTUnwrap(c["text"]?.stringValue)
+            let want = try XCTUnwrap(c["ids"]?.intArray)
+            let got = tok.encode(text, addSpecialTokens: false)
+            if got != want && fuzzFailures < 5 {
+                fuzzFailures += 1
+                XCTFail("\(name) fuzz \(show(text)):\n  want \(want) \(tok.tokens(want))\n  got  \(got) \(tok.tokens(got))")
+            }
+        }
         for c in try XCTUnwrap(g["decode_cases"]?.arrayValue) {
             let ids = try XCTUnwrap(c["ids"]?.intArray)
             XCTAssertEqual(tok.decode(ids), c["text"]?.stringValue, "\(name) decode \(ids.prefix(8))")
