@@ -7,7 +7,7 @@ final class RecipeTests: XCTestCase {
     func testExpandsResidualAblationToEveryWriter() throws {
         let r = try recipe(#"{"interventions":[{"op":"ablate","point":"residual","direction":[3,4]}]}"#)
         let res = try r.resolve(hiddenSize: 2, numLayers: 2)
-        XCTAssertEqual(res.map { $0.point }, [.embed, .attnOut(0), .mlpOut(0), .attnOut(1), .mlpOut(1)])
+        XCTAssertEqual(res.map { $0.point }, [.embed, .residMid(0), .residPost(0), .residMid(1), .residPost(1)])
         XCTAssertEqual(res[0].vector, [0.6, 0.8])
     }
 
@@ -21,11 +21,12 @@ final class RecipeTests: XCTestCase {
     }
 
     func testPositions() {
-        XCTAssertTrue(Positions.last.selects(4, promptLength: 5))
-        XCTAssertFalse(Positions.last.selects(5, promptLength: 5))
-        XCTAssertTrue(Positions.generated.selects(5, promptLength: 5))
-        XCTAssertFalse(Positions.prompt.selects(5, promptLength: 5))
-        XCTAssertTrue(Positions.list([0, 2]).selects(2, promptLength: 5))
+        XCTAssertTrue(Positions.last.selects(4, promptLength: 5, callLast: 4))
+        XCTAssertFalse(Positions.last.selects(3, promptLength: 5, callLast: 4))
+        XCTAssertTrue(Positions.last.selects(6, promptLength: 5, callLast: 6))   // a decode step
+        XCTAssertTrue(Positions.generated.selects(5, promptLength: 5, callLast: 5))
+        XCTAssertFalse(Positions.prompt.selects(5, promptLength: 5, callLast: 5))
+        XCTAssertTrue(Positions.list([0, 2]).selects(2, promptLength: 5, callLast: 4))
     }
 
     func testErrorsNameTheEntry() throws {
