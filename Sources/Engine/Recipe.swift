@@ -346,8 +346,12 @@ public struct Recipe: Sendable {
             vector = .inline(vals)
         } else if let vp = vj.objectPairs {
             for (k, _) in vp where k != "file" && k != "tensor" { throw RecipeError("\(at): \(key): unknown key '\(k)' (expected file, tensor)") }
-            guard let f = vj["file"]?.stringValue, !f.isEmpty, let t = vj["tensor"]?.stringValue else {
-                throw RecipeError("\(at): \"\(key)\" needs \"file\" and \"tensor\" strings")
+            guard let f = vj["file"]?.stringValue, !f.isEmpty else {
+                throw RecipeError("\(at): \"\(key)\" needs a \"file\" string")
+            }
+            let t = vj["tensor"]?.stringValue ?? ""
+            if t.isEmpty && !f.hasSuffix(".npy") {
+                throw RecipeError("\(at): \"\(key)\" needs a \"tensor\" name (only .npy files hold a single unnamed array)")
             }
             let full = f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f)
             vector = .file(path: full, tensor: t)
@@ -392,6 +396,8 @@ public struct Recipe: Sendable {
         var v: [Double]
         switch iv.vector {
         case .inline(let vals): v = vals
+        case let .file(path, _) where path.hasSuffix(".npy"):
+            do { v = try NPY.readVector(path: path) } catch { throw RecipeError("\(at): \(error)") }
         case let .file(path, tensor):
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: path) } catch { throw RecipeError("\(at): \(error)") }

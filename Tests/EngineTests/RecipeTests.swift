@@ -51,3 +51,20 @@ final class RecipeTests: XCTestCase {
         }
     }
 }
+
+final class NPYTests: XCTestCase {
+    func testReadsFloat32VectorFromNpy() throws {
+        // np.save of np.array([1.5, -2, 0.25], dtype=np.float32), header padded to 128 bytes.
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"
+        header += String(repeating: " ", count: 128 - 10 - header.count - 1) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
+        for f: Float in [1.5, -2, 0.25] { withUnsafeBytes(of: f.bitPattern.littleEndian) { bytes += $0 } }
+        let path = NSTemporaryDirectory() + "/npytest-\(getpid()).npy"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertEqual(try NPY.readVector(path: path), [1.5, -2, 0.25])
+        let r = try Recipe(json: try JSONValue.parse(#"{"interventions":[{"op":"add","point":"embed","vector":{"file":"\#(path)"}}]}"#), baseFolder: "/")
+        XCTAssertEqual(try r.resolve(hiddenSize: 3, numLayers: 1)[0].vector, [1.5, -2, 0.25])
+        XCTAssertThrowsError(try r.resolve(hiddenSize: 4, numLayers: 1))
+    }
+}
