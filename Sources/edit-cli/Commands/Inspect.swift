@@ -22,7 +22,8 @@ struct InspectReport {
     var architectures: [String]     // config.json architectures, e.g. ["LlamaForCausalLM"]
     var configTie: Bool?            // config.json tie_word_embeddings (or text_config's)
     var hasLMHead: Bool             // lm_head.weight present
-    var tiedEmbeddings: Bool        // configTie, else lm_head absent
+    var hasEmbedding: Bool          // an input embedding table (…embed_tokens.weight, wte.weight…) present
+    var tiedEmbeddings: Bool?       // configTie, else embedding present and lm_head absent; nil: unknown
     var parameters: Int
     var totalBytes: Int
     var tensors: [(info: TensorInfo, shard: String)]
@@ -70,7 +71,10 @@ struct InspectReport {
         self.architectures = architectures
         configTie = tie
         hasLMHead = ckpt.contains("lm_head.weight")
-        tiedEmbeddings = tie ?? !hasLMHead
+        hasEmbedding = ckpt.tensorNames.contains { n in
+            ["embed_tokens.weight", "wte.weight", "word_embeddings.weight", "tok_embeddings.weight"].contains { n.hasSuffix($0) }
+        }
+        tiedEmbeddings = tie ?? (hasEmbedding ? !hasLMHead : nil)
         var params = 0
         var byDType: [String: (Int, Int)] = [:]
         tensors = []
@@ -81,6 +85,7 @@ struct InspectReport {
             byDType[info.dtype.rawValue] = (d.0 + 1, d.1 + info.elementCount)
             tensors.append((info, shard))
         }
+        tensors.sort { naturalLess($0.info.name, $1.info.name) }
         parameters = params
         totalBytes = ckpt.totalBytes
         shards = ckpt.shards.map { ($0.path as NSString).lastPathComponent }
@@ -98,7 +103,7 @@ struct InspectReport {
             ("parameters", .int(parameters)),
             ("bytes", .int(totalBytes)),
             ("tensor_count", .int(tensors.count)),
-            ("tied_embeddings", .bool(tiedEmbeddings)),
+            ("tied_embeddings", tiedEmbeddings.map { .bool($0) } ?? .null),
             ("tie_word_embeddings", configTie.map { .bool($0) } ?? .null),
             ("lm_head_present", .bool(hasLMHead)),
             ("dtypes", .object(dtypes.map { ($0.dtype, .object([("tensors", .int($0.tensors)), ("parameters", .int($0.parameters))])) })),
@@ -117,11 +122,14 @@ struct InspectReport {
         lines.append("architecture: \(modelType ?? "(no config.json model_type)")\(architectures.isEmpty ? "" : " " + architectures.joined(separator: ", "))")
         lines.append("parameters:   \(parameters) (\(formatCount(parameters)))")
         lines.append("size:         \(totalBytes) bytes in \(shards.count) file\(shards.count == 1 ? "" : "s")")
-        lines.append("dtypes:       " + dtypes.map { "\($0.dtype) \($0.tensors) tensors / \($0.parameters) params" }.joined(separator: ", "))
-        let why = configTie.map { "tie_word_embeddings=\($0) in config.json" } ?? "no tie_word_embeddings in config; lm_head.weight \(hasLMHead ? "present" : "absent")"
-        lines.append("tied embeddings: \(tiedEmbeddings ? "yes" : "no") (\(why))")
-        if tiedEmbeddings && hasLMHead { lines.append("note: lm_head.weight is present although embeddings are tied; transformers overwrites it with the embedding") }
-        if !tiedEmbeddings && !hasLMHead { lines.append("warning: embeddings are not tied but lm_head.weight is absent") }
+        lines.append("dtypes:       " + dtypes.map { "\($0.dtype) \($0.tensors) tensor\($0.tensors == 1 ? "" : "s") / \($0.parameters) params" }.joined(separator: ", "))
+        let why = configTie.map { "tie_word_embeddings=\($0) in config.json" }
+            ?? (hasEmbedding ? "no tie_word_embeddings in config; lm_head.weight \(hasLMHead ? "present" : "absent")"
+                             : "no tie_word_embeddings in config and no embedding table")
+        let tiedText = tiedEmbeddings.map { $0 ? "yes" : "no" } ?? "unknown"
+        lines.append("tied embeddings: \(tiedText) (\(why))")
+        if tiedEmbeddings == true && hasLMHead { lines.append("note: lm_head.weight is present although embeddings are tied; transformers overwrites it with the embedding") }
+        if tiedEmbeddings == false && !hasLMHead { lines.append("warning: embeddings are not tied but lm_head.weight is absent") }
         lines.append("tensors (\(tensors.count)):")
         let w = min(tensors.map { $0.info.name.count }.max() ?? 0, 60)
         for t in tensors {
@@ -132,6 +140,27 @@ struct InspectReport {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// "layers.2" < "layers.10": digit runs compare as numbers.
+func naturalLess(_ a: String, _ b: String) -> Bool {
+    func runs(_ s: String) -> [(String, Int?)] {
+        var out: [(String, Int?)] = []
+        var cur = "", digits = false
+        for c in s {
+            let d = c.isASCII && c.isNumber
+            if !cur.isEmpty && d != digits { out.append((cur, digits ? Int(cur) : nil)); cur = "" }
+            cur.append(c); digits = d
+        }
+        if !cur.isEmpty { out.append((cur, digits ? Int(cur) : nil)) }
+        return out
+    }
+    let (x, y) = (runs(a), runs(b))
+    for (p, q) in zip(x, y) {
+        if let m = p.1, let n = q.1, m != n { return m < n }
+        if p.0 != q.0 { return p.0 < q.0 }
+    }
+    return x.count < y.count
 }
 
 private func formatCount(_ n: Int) -> String {
