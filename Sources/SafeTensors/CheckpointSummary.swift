@@ -36,12 +36,16 @@ public struct CheckpointSummary {
             throw SafeTensorsError(.unsupported, file: path, "GGUF input is not supported by inspect yet; pass a safetensors folder or file")
         }
         let ckpt = try Checkpoint.open(path)
+        // config.json sits in the model folder: MODEL itself, or the folder of the index given.
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-        let config = isDir.boolValue ? try Self.readConfig((path as NSString).appendingPathComponent("config.json")) : nil
+        let folder: String? = isDir.boolValue ? path
+            : (path as NSString).lastPathComponent == "model.safetensors.index.json" ? (path as NSString).deletingLastPathComponent : nil
+        let configPath = folder.map { ($0 as NSString).appendingPathComponent("config.json") }
+        let config = try configPath.flatMap { try Self.readConfig($0) }
         try self.init(path: path, format: "safetensors", source: ckpt, shardName: { ckpt.shardName(of: $0) ?? "?" },
                       shards: ckpt.shards.map { ($0.path as NSString).lastPathComponent },
-                      metadata: ckpt.shards.first?.metadata ?? [:], config: config, configPath: path + "/config.json")
+                      metadata: ckpt.shards.first?.metadata ?? [:], config: config, configPath: configPath ?? "config.json")
     }
 
     /// Any tensor source; `config` is the parsed config.json (nil when absent).
