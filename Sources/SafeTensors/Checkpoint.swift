@@ -20,8 +20,13 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
     public let tensorNames: [String]               // shard order, then header order
     private let shardOf: [String: Int]
 
-    /// Opens a folder (index or model.safetensors) or a single .safetensors file.
+    /// Opens a folder (index or model.safetensors), a model.safetensors.index.json (its folder), or
+    /// a single .safetensors file.
     public static func open(_ path: String) throws -> Checkpoint {
+        if (path as NSString).lastPathComponent == "model.safetensors.index.json" {
+            let dir = (path as NSString).deletingLastPathComponent
+            return try Checkpoint(directory: dir.isEmpty ? "." : dir)
+        }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw SafeTensorsError(.io, file: path, "no such file or folder")

@@ -90,6 +90,11 @@ public enum FloatConversion {
         }
     }
 
+    /// Pointer form of `convert(_:dtype:into:)` (kept for callers of the first version).
+    public static func convert(_ bytes: UnsafeRawBufferPointer, dtype: DType, count: Int, into out: UnsafeMutablePointer<Float>) {
+        convert(bytes, dtype: dtype, into: UnsafeMutableBufferPointer(start: out, count: count))
+    }
+
     static func f16ToFloat(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
         var k = 0
         while k + 8 <= count {

@@ -7,7 +7,7 @@
 //     8 + N <= file size (invalidHeaderLength);
 //  2. the header is valid UTF-8 (headerNotUTF8), starts with '{' (invalidHeaderStart), is valid
 //     JSON (headerNotJSON) and an object; names are unique (duplicateName); `__metadata__` maps
-//     strings to strings (invalidHeader);
+//     strings to strings, or is null as the reference reader allows (invalidHeader);
 //  3. each tensor entry has exactly dtype (a known DType, else unknownDType), shape (non-negative
 //     integers) and data_offsets [begin, end] (non-negative integers) (invalidHeader);
 //  4. product(shape) * dtype.size does not overflow (overflow); end >= begin (invalidOffsets);
@@ -173,6 +173,7 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
                 throw SafeTensorsError(.duplicateName, file: file, tensor: name, "name appears twice in the header")
             }
             if name == "__metadata__" {
+                if value.isNull { continue } // the reference reader takes null as "no metadata"
                 guard case .object(let mpairs) = value else {
                     throw SafeTensorsError(.invalidHeader, file: file, "__metadata__ is not an object of strings")
                 }

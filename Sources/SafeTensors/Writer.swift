@@ -69,6 +69,9 @@ public func writeSafeTensors(path: String, tensors: [TensorRecord], metadata: [S
     let base = (target as NSString).lastPathComponent
     try checkNotSource(target: target, sources: sources)
     var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+        throw SafeTensorsError(.io, file: target, "parent folder \(parent) does not exist")
+    }
     if FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
         if isDir.boolValue { throw SafeTensorsError(.targetExists, file: target, "is a folder, expected a file path") }
         if !overwrite { throw SafeTensorsError(.targetExists, file: target, "already exists (use --force to replace it)") }
@@ -122,14 +125,24 @@ public final class CheckpointWriter {
             throw SafeTensorsError(.io, file: self.target, "parent folder \(parent) does not exist")
         }
         try checkTarget()
-        try? FileManager.default.removeItem(atPath: temporaryDirectory) // a stale folder of an earlier process with our pid
-        guard mkdir(temporaryDirectory, 0o755) == 0 else {
+        guard ActiveTemporaries.claim(temporaryDirectory) else {
             state = .aborted
-            throw posixError(temporaryDirectory, "cannot create the temporary folder")
+            throw SafeTensorsError(.targetExists, file: self.target, "another writer of this process is already writing it")
+        }
+        try? FileManager.default.removeItem(atPath: temporaryDirectory) // left by a dead process that had our pid
+        guard mkdir(temporaryDirectory, 0o755) == 0 else {
+            let err = posixError(temporaryDirectory, "cannot create the temporary folder")
+            ActiveTemporaries.release(temporaryDirectory)
+            state = .aborted
+            throw err
         }
     }
 
     deinit { if state == .open { removeTemporary() } }
+
+    /// Called after each tensor is written during commit (name, 1-based count, total), e.g. to
+    /// show progress on stderr.
+    public var onTensorWritten: ((_ name: String, _ done: Int, _ total: Int) -> Void)?
 
     /// Queues a tensor; its bytes are read or produced during commit(). Names must be unique.
     public func add(_ record: TensorRecord) throws {
@@ -187,6 +200,7 @@ public final class CheckpointWriter {
             try fsyncDirectory(temporaryDirectory)
             try checkTarget()
             try moveIntoPlace()
+            ActiveTemporaries.release(temporaryDirectory)
             state = .committed
         } catch {
             abort()
@@ -244,6 +258,7 @@ public final class CheckpointWriter {
 
     private func removeTemporary() {
         try? FileManager.default.removeItem(atPath: temporaryDirectory)
+        ActiveTemporaries.release(temporaryDirectory)
     }
 
     private func checkTarget() throws {
@@ -283,12 +298,16 @@ public final class CheckpointWriter {
         let n = plan.count
         var weightMap: [(String, JSONValue)] = []
         var fileNames: [String] = []
+        var done = 0
         for (k, members) in plan.enumerated() {
             let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
             let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: metadata,
                                                file: (target as NSString).appendingPathComponent(name))
             try layout.write(to: (temporaryDirectory as NSString).appendingPathComponent(name),
-                             displayName: (target as NSString).appendingPathComponent(name))
+                             displayName: (target as NSString).appendingPathComponent(name)) { tensor in
+                done += 1
+                self.onTensorWritten?(tensor, done, self.records.count)
+            }
             for m in members { weightMap.append((records[m].name, .string(name))) }
             fileNames.append(name)
         }
@@ -336,6 +355,15 @@ public final class CheckpointWriter {
     }
 }
 
+/// Temporary folders being written by live CheckpointWriters of this process (two writers to the
+/// same target would share `.<target>.tmp-<pid>`).
+enum ActiveTemporaries {
+    nonisolated(unsafe) private static var paths = Set<String>()
+    private static let lock = NSLock()
+    static func claim(_ p: String) -> Bool { lock.lock(); defer { lock.unlock() }; return paths.insert(p).inserted }
+    static func release(_ p: String) { lock.lock(); defer { lock.unlock() }; paths.remove(p) }
+}
+
 // MARK: - one file's layout and writing
 
 /// The header and tensor order of one safetensors file (rules 1-2), validated.
@@ -381,7 +409,7 @@ struct SafeTensorsLayout {
     }
 
     /// Writes header then tensors (each produced only now) to a new file at `path`, fsync'd.
-    func write(to path: String, displayName: String) throws {
+    func write(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw posixError(path, "cannot create") }
         var ok = false
@@ -401,6 +429,7 @@ struct SafeTensorsLayout {
                 }
                 try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
             }
+            written(t.name)
         }
         guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
         ok = true

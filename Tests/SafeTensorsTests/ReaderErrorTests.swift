@@ -41,6 +41,8 @@ final class ReaderErrorTests: XCTestCase {
         let zeros = try SafeTensorsFile(bytes: stFile(#"{"z":{"dtype":"BF16","shape":[0,5],"data_offsets":[0,0]},"y":{"dtype":"I8","shape":[0],"data_offsets":[0,0]}}"#), name: "zeros")
         XCTAssertEqual(try zeros.floats("z"), [])
         XCTAssertEqual(try zeros.bytes("y").count, 0)
+        let nullMeta = try SafeTensorsFile(bytes: stFile(#"{"__metadata__":null}"#), name: "null metadata")
+        XCTAssertEqual(nullMeta.metadata, [:])
     }
 
     func testHeaderTooSmall() throws {

@@ -66,3 +66,10 @@ func hexBytes(_ s: String) -> [UInt8] {
     }
     return out
 }
+
+/// Byte equality with a short message (first differing offset) instead of two dumped arrays.
+func assertSameBytes(_ a: [UInt8], _ b: [UInt8], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    guard a != b else { return }
+    let k = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
+    XCTFail("\(label): \(a.count) vs \(b.count) bytes, first difference at offset \(k)", file: file, line: line)
+}

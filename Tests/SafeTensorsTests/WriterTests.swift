@@ -203,6 +203,24 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
     }
 
+    func testOneWriterPerTargetAndProgress() throws {
+        let dir = try makeTempDir(self)
+        let target = (dir as NSString).appendingPathComponent("out")
+        let first = try CheckpointWriter(target: target)
+        XCTAssertThrowsError(try CheckpointWriter(target: target)) { XCTAssertEqual(($0 as? SafeTensorsError)?.kind, .targetExists) }
+        first.abort()
+        let second = try CheckpointWriter(target: target, maxShardSize: 8)
+        var seen: [String] = []
+        second.onTensorWritten = { name, done, total in
+            seen.append("\(name) \(done)/\(total)")
+        }
+        try second.add(TensorRecord(name: "b", shape: [2], floats: [1, 2]))
+        try second.add(TensorRecord(name: "a", shape: [2], floats: [1, 2]))
+        try second.commit()
+        XCTAssertEqual(seen, ["b 1/2", "a 2/2"])
+        XCTAssertEqual(try Checkpoint.open(target + "/model.safetensors.index.json").tensorNames, ["b", "a"])
+    }
+
     func testExistingTargetNeedsForce() throws {
         let dir = try makeTempDir(self)
         let target = (dir as NSString).appendingPathComponent("out")
