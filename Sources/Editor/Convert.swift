@@ -258,8 +258,9 @@ public enum GGUFConverter {
                 c.append(("layer_types", .array((0..<layers).map { .string(($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention") })))
             }
             if arch == "gemma2" {
-                c.append(("attn_logit_softcapping", try float("attn_logit_softcapping").map { .double($0) } ?? .null))
-                c.append(("final_logit_softcapping", try float("final_logit_softcapping").map { .double($0) } ?? .null))
+                // llama.cpp's defaults (50, 30) when the keys are absent, as transformers' Gemma2Config.
+                c.append(("attn_logit_softcapping", .double(try float("attn_logit_softcapping") ?? 50.0)))
+                c.append(("final_logit_softcapping", .double(try float("final_logit_softcapping") ?? 30.0)))
             }
             if arch == "gemma3" {
                 c.append(("rope_local_base_freq", .double(10000.0)))

@@ -42,9 +42,13 @@ final class ConvertTests: XCTestCase {
     func testLlamaSentencePieceWeights() throws { try checkWeightsEqualTransformers("tiny_llama_spm") }
     func testQwen2WeightsWithBiasesAndTiedEmbeddings() throws { try checkWeightsEqualTransformers("tiny_qwen2") }
     func testGemma3WeightsWithNormMinusOne() throws { try checkWeightsEqualTransformers("tiny_gemma3") }
+    func testQwen3WeightsWithQKNorms() throws { try checkWeightsEqualTransformers("tiny_qwen3") }
+    func testGemma2Weights() throws { try checkWeightsEqualTransformers("tiny_gemma2") }
+
+    static let allFixtures = ["tiny_llama", "tiny_llama_spm", "tiny_qwen2", "tiny_qwen3", "tiny_gemma2", "tiny_gemma3"]
 
     func testTokenizerJSONEqualsTransformersForEveryTokenizerKind() throws {
-        for name in ["tiny_llama", "tiny_llama_spm", "tiny_qwen2", "tiny_gemma3"] {
+        for name in Self.allFixtures {
             let (out, _) = try convertFixture(name)
             let got = try readJSON(out + "/tokenizer.json")
             let want = try readJSON("\(convertFixtures)/\(name).expected/tokenizer.json")
@@ -58,10 +62,11 @@ final class ConvertTests: XCTestCase {
         let keys = ["model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                     "num_key_value_heads", "head_dim", "rms_norm_eps", "max_position_embeddings", "vocab_size",
                     "tie_word_embeddings", "bos_token_id", "eos_token_id"]
-        for name in ["tiny_llama", "tiny_llama_spm", "tiny_qwen2", "tiny_gemma3"] {
+        for name in Self.allFixtures {
             let (out, report) = try convertFixture(name)
             let got = try readJSON(out + "/config.json")
             let want = try readJSON("\(convertFixtures)/\(name).expected/config.json")
+            // transformers' Qwen2Config has no head_dim (it derives hidden / heads = 16, which we write).
             for k in keys where !(name == "tiny_qwen2" && k == "head_dim") {
                 XCTAssertEqual(got[k], want[k], "\(name): config '\(k)'")
             }
@@ -69,6 +74,10 @@ final class ConvertTests: XCTestCase {
             XCTAssertEqual(got["rope_theta"], want["rope_parameters"]?["rope_theta"] ?? want["rope_parameters"]?["full_attention"]?["rope_theta"], name)
             XCTAssertEqual(got["torch_dtype"], .string("float32"))
             XCTAssertEqual(report.modelType, got["model_type"]?.stringValue)
+            if name == "tiny_qwen2" { XCTAssertEqual(got["head_dim"], .int(16)) }
+            if name == "tiny_gemma2" {
+                for k in ["sliding_window", "layer_types", "attn_logit_softcapping", "final_logit_softcapping"] { XCTAssertEqual(got[k], want[k], "gemma2 \(k)") }
+            }
             if name == "tiny_gemma3" {
                 for k in ["sliding_window", "layer_types"] { XCTAssertEqual(got[k], want[k], "gemma3 \(k)") }
                 // transformers leaves the class default 256 here; llama.cpp scales queries by 1/sqrt(head_dim)
