@@ -67,26 +67,11 @@ public enum GGUFConverter {
             }
         }
         let entries = plan.tensors.map { ShardPlanEntry(name: $0.hf, shape: $0.shape) }
+        let source = GGUFHFSource(file: f, plan: plan)
         let files = try withAtomicOutputFolder(outDir, force: options.force) { tmp -> [String] in
-            var scratch: [Float] = []
             let written = try writeF32Shards(dir: tmp, entries: entries, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes) { k, out in
-                let t = plan.tensors[k]
-                progress?("converting \(t.gguf) -> \(t.hf)")
-                let src = try f.bytes(t.gguf)
-                let info = f.tensorInfo(t.gguf)! // programmer error: plan names come from the file
-                switch t.fix {
-                case .none:
-                    GGUFDequantize.dequantize(info.type, src.baseAddress!, count: out.count, into: out.baseAddress!) // programmer error: count > 0 checked in plan
-                case .minusOne:
-                    GGUFDequantize.dequantize(info.type, src.baseAddress!, count: out.count, into: out.baseAddress!) // programmer error: as above
-                    for i in 0..<out.count { out[i] -= 1 }
-                case .unpermute(let heads):
-                    if scratch.count < out.count { scratch = [Float](repeating: 0, count: out.count) }
-                    try scratch.withUnsafeMutableBufferPointer { s in
-                        GGUFDequantize.dequantize(info.type, src.baseAddress!, count: out.count, into: s.baseAddress!) // programmer error: as above
-                        try unpermuteRows(UnsafeBufferPointer(rebasing: s[0..<out.count]), into: out, shape: t.shape, heads: heads, name: t.gguf, file: ggufPath)
-                    }
-                }
+                progress?("converting \(plan.tensors[k].gguf) -> \(plan.tensors[k].hf)")
+                try source.fill(k, into: out)
             }
             try writeText(plan.config.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("config.json"))
             try writeText(plan.generationConfig.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("generation_config.json"))

@@ -172,3 +172,31 @@ final class ConvertTests: XCTestCase {
         for n in want.tensorNames { XCTAssertEqual(try ck.floats(n), try want.floats(n), n) }
     }
 }
+
+final class ConvertSourceTests: XCTestCase {
+    func testHFSourceServesConvertedTensorsWithoutWriting() throws {
+        let src = try GGUFHFSource(path: "\(convertFixtures)/tiny_llama.gguf")
+        let want = try SafeTensorsFile(path: "\(convertFixtures)/tiny_llama.expected/model.safetensors")
+        XCTAssertEqual(Set(src.tensorNames), Set(want.tensorNames))
+        for n in ["model.layers.1.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight", "lm_head.weight"] {
+            XCTAssertEqual(src.info(n)?.shape, want.info(n)?.shape)
+            XCTAssertEqual(try src.floats(n), try want.floats(n), n)
+        }
+        XCTAssertEqual(src.config["model_type"], .string("llama"))
+        XCTAssertNotNil(try src.tokenizerFiles().tokenizer["model"])
+        XCTAssertThrowsError(try src.floats("nope"))
+    }
+
+    func testResolveModelPathConvertsOnceIntoCache() throws {
+        let root = try freshTempDir()
+        let dir = try GGUFModelCache.resolveModelPath("\(convertFixtures)/tiny_gemma3.gguf", cacheRoot: root)
+        XCTAssertTrue(dir.hasPrefix(root))
+        let ck = try Checkpoint(directory: dir)
+        XCTAssertTrue(ck.contains("model.embed_tokens.weight"))
+        let stamp = try FileManager.default.attributesOfItem(atPath: dir + "/model.safetensors")[.modificationDate] as? Date
+        let again = try GGUFModelCache.resolveModelPath("\(convertFixtures)/tiny_gemma3.gguf", cacheRoot: root)
+        XCTAssertEqual(again, dir)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: dir + "/model.safetensors")[.modificationDate] as? Date, stamp)
+        XCTAssertEqual(try GGUFModelCache.resolveModelPath("/some/folder", cacheRoot: root), "/some/folder")
+    }
+}
