@@ -13,7 +13,7 @@
 import StrictJSON
 
 final class BPEModel {
-    let vocab: [String: Int]
+    let vocab: ExactStringMap<Int>
     let idToToken: [Int: String]
     /// (left id << 32 | right id) -> (rank, merged id)
     let merges: MergeTable
@@ -29,13 +29,13 @@ final class BPEModel {
     /// byte -> id of "<0xXX>" (when byte_fallback)
     let byteTokenIds: [Int?]
 
-    private var cache: [String: [Int]] = [:]
+    private var cache = ExactStringMap<[Int]>()
     private let cacheLimit = 200_000
 
     init(_ v: JSONValue, _ r: JSONReader) throws {
         let entry = "model 'BPE'"
         guard let pairs = v["vocab"]?.objectPairs else { throw r.fail("\(entry): 'vocab' must be an object") }
-        var vocab: [String: Int] = [:]
+        var vocab = ExactStringMap<Int>()
         vocab.reserveCapacity(pairs.count)
         var rev: [Int: String] = [:]
         rev.reserveCapacity(pairs.count)
@@ -92,7 +92,7 @@ final class BPEModel {
         self.merges = merges
         var sids: [UInt32: Int32] = [:]
         var low = [Int32](repeating: -1, count: 0x3000)
-        for (tok, id) in vocab {
+        for (tok, id) in vocab.pairs {
             var it = tok.unicodeScalars.makeIterator()
             if let u = it.next(), it.next() == nil {
                 sids[u.value] = Int32(id)
@@ -108,7 +108,7 @@ final class BPEModel {
         if word.utf8.count <= 256, let hit = cache[word] { out.append(contentsOf: hit); return }
         let ids = compute(word)
         if word.utf8.count <= 256 {
-            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+            if cache.count >= cacheLimit { cache.removeAll() }
             cache[word] = ids
         }
         out.append(contentsOf: ids)

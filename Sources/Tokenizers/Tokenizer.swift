@@ -21,7 +21,7 @@ public final class Tokenizer {
 
     /// id -> token string for every id (model vocabulary and added tokens)
     private let idToTokenTable: [Int: String]
-    private let tokenToIdTable: [String: Int]
+    private let tokenToIdTable: ExactStringMap<Int>
     private let specialIds: Set<Int>
 
     public var bosTokenId: Int?
