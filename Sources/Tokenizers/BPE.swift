@@ -10,6 +10,7 @@
 // 4. continuing_subword_prefix: symbols after the first carry the prefix; a merge of (a, b) makes
 //    a + b-without-prefix.
 
+import Foundation
 import StrictJSON
 
 final class BPEModel {
@@ -103,13 +104,24 @@ final class BPEModel {
         lowScalarIds = low
     }
 
+    /// The word cache is shared, so a Tokenizer may be used from several threads.
+    private let cacheLock = NSLock()
+
     func tokenize(_ word: String, into out: inout [Int]) {
         if word.isEmpty { return }
-        if word.utf8.count <= 256, let hit = cache[word] { out.append(contentsOf: hit); return }
+        let cacheable = word.utf8.count <= 256
+        if cacheable {
+            cacheLock.lock()
+            let hit = cache[word]
+            cacheLock.unlock()
+            if let h = hit { out.append(contentsOf: h); return }
+        }
         let ids = compute(word)
-        if word.utf8.count <= 256 {
+        if cacheable {
+            cacheLock.lock()
             if cache.count >= cacheLimit { cache.removeAll() }
             cache[word] = ids
+            cacheLock.unlock()
         }
         out.append(contentsOf: ids)
     }

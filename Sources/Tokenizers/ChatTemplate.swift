@@ -803,7 +803,7 @@ final class JContext {
         switch v {
         case .array(let a): return a
         case .dict(let d): return d.map { .string($0.0) }
-        case .string(let s): return s.map { .string(String($0)) }
+        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined, .none: return []
         default: throw fail("\(v.typeName) is not iterable")
         }
@@ -892,7 +892,7 @@ final class JContext {
             let k = i < 0 ? a.count + i : i
             return k >= 0 && k < a.count ? a[k] : .undefined
         case (.string(let s), .int(let i)):
-            let chars = Array(s)
+            let chars = Array(s.unicodeScalars) // Python indexes code points
             let k = i < 0 ? chars.count + i : i
             return k >= 0 && k < chars.count ? .string(String(chars[k])) : .undefined
         case (.dict, .string(let k)), (.namespace, .string(let k)):
@@ -931,7 +931,7 @@ final class JContext {
         }
         switch b {
         case .array(let xs): return .array(try pick(xs))
-        case .string(let s): return .string(String(try pick(Array(s))))
+        case .string(let s): return .string(String(String.UnicodeScalarView(try pick(Array(s.unicodeScalars)))))
         default: throw fail("cannot slice \(b.typeName)")
         }
     }
@@ -947,7 +947,7 @@ final class JContext {
 
     func equal(_ a: JinjaValue, _ b: JinjaValue) -> Bool {
         switch (a, b) {
-        case (.string(let x), .string(let y)): return x == y
+        case (.string(let x), .string(let y)): return x.utf8.elementsEqual(y.utf8) // code points, like Python
         case (.none, .none), (.undefined, .undefined): return true
         case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
         case (.dict(let x), .dict(let y)):
@@ -965,7 +965,8 @@ final class JContext {
         case "<", ">", "<=", ">=":
             var c: Int
             if case .string(let x) = a, case .string(let y) = b {
-                c = x < y ? -1 : (x == y ? 0 : 1)
+                // UTF-8 byte order is code point order (Python's string order)
+                c = x.utf8.lexicographicallyPrecedes(y.utf8) ? -1 : (x.utf8.elementsEqual(y.utf8) ? 0 : 1)
             } else if let x = num(a), let y = num(b) {
                 c = x < y ? -1 : (x == y ? 0 : 1)
             } else { throw fail("cannot compare \(a.typeName) and \(b.typeName) with \(op)") }
@@ -1189,7 +1190,7 @@ final class JContext {
             return .string(stripChars(s, args.first, left: true, right: true))
         case "length", "count":
             switch v {
-            case .string(let s): return .int(s.count)
+            case .string(let s): return .int(s.unicodeScalars.count)
             case .array(let a): return .int(a.count)
             case .dict(let d): return .int(d.count)
             case .undefined: return .int(0)
@@ -1241,7 +1242,7 @@ final class JContext {
         case "last": return try iterate(v).last ?? .undefined
         case "list": return .array(try iterate(v))
         case "reverse":
-            if case .string(let s) = v { return .string(String(s.reversed())) }
+            if case .string(let s) = v { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
             return .array(try iterate(v).reversed())
         case "join":
             let sep: String = { if case .string(let s)? = args.first { return s }; return "" }()

@@ -81,6 +81,8 @@ final class ChatTemplateTests: XCTestCase {
                                   ["msgs": .array([.dict([("role", .string("user")), ("content", .string("q"))]),
                                                    .dict([("role", .string("assistant")), ("content", .string("a"))])])]), "['q']")
         XCTAssertEqual(try render("{% raw %}{{ not evaluated }}{% endraw %}"), "{{ not evaluated }}")
+        // strings are sequences of code points, as in Python
+        XCTAssertEqual(try render("{{ s|length }} {{ s[1] }} {{ s[::-1]|length }} {{ s == t }}", ["s": .string("e\u{301}x"), "t": .string("\u{E9}x")]), "3 \u{301} 3 False")
         XCTAssertEqual(try render("{{ \"it's\" }} {{ 'say \"x\"' | string }} {{ ['it\\'s'] }}"), "it's say \"x\" [\"it's\"]")
     }
 

@@ -160,3 +160,24 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(sp.encode("", addSpecialTokens: false), [])
     }
 }
+
+final class ConcurrencyTests: XCTestCase {
+    /// The shared word cache is locked: concurrent encodes give the single-threaded result.
+    func testConcurrentEncodes() throws {
+        let tok = try Tokenizer(directory: Fixtures.dir("smollm2"))
+        let g = try Fixtures.json("smollm2/goldens.json")
+        let cases = try XCTUnwrap(g["cases"]?.arrayValue).compactMap { c -> (String, [Int])? in
+            guard let t = c["text"]?.stringValue, let ids = c["ids"]?.intArray else { return nil }
+            return (t, ids)
+        }
+        let lock = NSLock()
+        var mismatches = 0
+        DispatchQueue.concurrentPerform(iterations: 8) { k in
+            for (t, ids) in cases.shuffled() where tok.encode(t) != ids {
+                lock.lock(); mismatches += 1; lock.unlock()
+            }
+            _ = k
+        }
+        XCTAssertEqual(mismatches, 0)
+    }
+}
