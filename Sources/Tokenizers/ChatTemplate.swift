@@ -156,7 +156,7 @@ struct JLexer {
 
     mutating func lex() throws -> [JItem] {
         // raw pieces: text, or tag (kind, tokens, strip flags)
-        enum Raw { case text([UInt8]); case tag(kind: UInt8, toks: [JTok], lminus: Bool, lplus: Bool, rminus: Bool, line: Int) }
+        enum Raw { case text([UInt8]); case tag(kind: UInt8, toks: [JTok], lminus: Bool, lplus: Bool, rminus: Bool, rplus: Bool, line: Int) }
         var raws: [Raw] = []
         var text: [UInt8] = []
         while i < s.count {
@@ -176,17 +176,17 @@ struct JLexer {
                         if s[i] == 0x0A { line += 1 }
                         i += 1
                     }
-                    raws.append(.tag(kind: kind, toks: [], lminus: lminus, lplus: lplus, rminus: rminus, line: tagLine))
+                    raws.append(.tag(kind: kind, toks: [], lminus: lminus, lplus: lplus, rminus: rminus, rplus: false, line: tagLine))
                     continue
                 }
                 let close = kind == UInt8(ascii: "{") ? "}}" : "%}"
                 var toks: [JTok] = []
-                var rminus = false
+                var rminus = false, rplus = false
                 while true {
                     skipSpace()
                     guard i < s.count else { throw fail("unterminated tag (missing \(close))") }
                     if at(i, "-" + close) { rminus = true; i += 3; break }
-                    if at(i, "+" + close) { i += 3; break }
+                    if at(i, "+" + close) { rplus = true; i += 3; break }
                     if at(i, close) { i += 2; break }
                     toks.append(try token())
                 }
@@ -210,12 +210,12 @@ struct JLexer {
                         if s[i] == 0x0A { line += 1 }
                         body.append(s[i]); i += 1
                     }
-                    raws.append(.tag(kind: kind, toks: [], lminus: lminus, lplus: lplus, rminus: rminus, line: tagLine))
+                    raws.append(.tag(kind: kind, toks: [], lminus: lminus, lplus: lplus, rminus: rminus, rplus: rplus, line: tagLine))
                     raws.append(.text(body))
-                    raws.append(.tag(kind: UInt8(ascii: "#"), toks: [], lminus: false, lplus: true, rminus: false, line: line))
+                    raws.append(.tag(kind: UInt8(ascii: "#"), toks: [], lminus: false, lplus: true, rminus: false, rplus: false, line: line))
                     continue
                 }
-                raws.append(.tag(kind: kind, toks: toks, lminus: lminus, lplus: lplus, rminus: rminus, line: tagLine))
+                raws.append(.tag(kind: kind, toks: toks, lminus: lminus, lplus: lplus, rminus: rminus, rplus: rplus, line: tagLine))
             } else {
                 if s[i] == 0x0A { line += 1 }
                 text.append(s[i]); i += 1
@@ -225,11 +225,11 @@ struct JLexer {
 
         // Whitespace control: -, lstrip_blocks, trim_blocks.
         var texts: [[UInt8]] = []
-        var tags: [(kind: UInt8, toks: [JTok], lminus: Bool, lplus: Bool, rminus: Bool, line: Int)] = []
+        var tags: [(kind: UInt8, toks: [JTok], lminus: Bool, lplus: Bool, rminus: Bool, rplus: Bool, line: Int)] = []
         for r in raws {
             switch r {
             case .text(let t): texts.append(t)
-            case .tag(let k, let t, let lm, let lp, let rm, let l): tags.append((k, t, lm, lp, rm, l))
+            case .tag(let k, let t, let lm, let lp, let rm, let rp, let l): tags.append((k, t, lm, lp, rm, rp, l))
             }
         }
         // texts[k] precedes tags[k]; texts.count == tags.count + 1
@@ -254,8 +254,8 @@ struct JLexer {
                 while j < texts[k + 1].count && isWS(texts[k + 1][j]) { j += 1 }
                 texts[k + 1].removeFirst(j)
                 if k + 1 < tags.count, let lj = lstripAt[k + 1] { lstripAt[k + 1] = max(0, lj - j) }
-            } else if isBlock {
-                // trim_blocks: drop the first newline after a block tag
+            } else if isBlock && !tag.rplus {
+                // trim_blocks: drop the first newline after a block tag (not after `+%}`)
                 var cut = 0
                 if texts[k + 1].first == 0x0A { cut = 1 } else if texts[k + 1].starts(with: [0x0D, 0x0A]) { cut = 2 }
                 texts[k + 1].removeFirst(cut)

@@ -61,6 +61,7 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(try render("  {%- if true -%}  yes  {%- endif -%}  !"), "yes!")
         XCTAssertEqual(try render("a\n    {% if true %}\nb\n    {% endif %}\nc"), "a\nb\nc")
         XCTAssertEqual(try render("{{ 'x' }}\n{{ 'y' }}"), "x\ny")
+        XCTAssertEqual(try render("a\n  {%+ if true +%}\nb{% endif %}"), "a\n  \nb", "+ disables lstrip_blocks and trim_blocks")
         XCTAssertEqual(try render("{# comment #}z{{ [1, 'a', none, true, 1.5] }}"), "z[1, 'a', None, True, 1.5]")
         XCTAssertEqual(try render("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", ["d": .dict([("a", .int(1)), ("b", .int(2))])]), "a=1;b=2;")
         XCTAssertEqual(try render("{% for x in xs if x > 1 %}{{ loop.index }}:{{ x }}{% if not loop.last %},{% endif %}{% else %}none{% endfor %}",
