@@ -181,3 +181,26 @@ final class ConcurrencyTests: XCTestCase {
         XCTAssertEqual(mismatches, 0)
     }
 }
+
+final class VariantTests: XCTestCase {
+    /// gpt2style with its pre-tokenizer swapped; expected tokens printed by tokenizers 0.23.3 after
+    /// `tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)` (and the Digits sequence).
+    func testByteLevelAddPrefixSpaceOnEveryPiece() throws {
+        let url = Fixtures.root.appendingPathComponent("gpt2style/tokenizer.json")
+        let original = try String(contentsOf: url, encoding: .utf8)
+        let old = #""pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}"#
+        XCTAssertTrue(original.contains(old))
+        func tokens(_ pre: String, _ text: String) throws -> [String] {
+            let json = original.replacingOccurrences(of: old, with: #""pre_tokenizer":"# + pre)
+            let t = try Tokenizer(tokenizerJSON: Array(json.utf8), configJSON: nil)
+            return t.encodeWithTokens(text, addSpecialTokens: false).tokens
+        }
+        let prefixed = #"{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}"#
+        XCTAssertEqual(try tokens(prefixed, "a<mask>b"), ["Ġa", "<mask>", "Ġb"])
+        XCTAssertEqual(try tokens(prefixed, "hello world"), ["Ġhe", "llo", "Ġwor", "l", "d"])
+        XCTAssertEqual(try tokens(prefixed, "<|endoftext|>x"), ["<|endoftext|>", "Ġx"])
+        XCTAssertEqual(try tokens(prefixed, " x"), ["Ġx"])
+        let digits = #"{"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},"# + prefixed + "]}"
+        XCTAssertEqual(try tokens(digits, "ab12 c"), ["Ġab", "Ġ1", "Ġ2", "Ġc"])
+    }
+}
