@@ -1454,6 +1454,25 @@ final class JContext {
         return out
     }
 
+    /// A JSON string as Python's json.dumps(ensure_ascii=False) writes it.
+    func pyJSONString(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u.value {
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0x08: out += "\\b"
+            case 0x0C: out += "\\f"
+            case 0..<0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        out += "\""
+    }
+
     /// Python json.dumps(ensure_ascii=False) with default separators (", " and ": ").
     func toJSON(_ v: JinjaValue, indent: Int?, level: Int, into out: inout String) throws {
         if level > maxDepth { throw fail("tojson: nesting deeper than \(maxDepth)") }
@@ -1465,7 +1484,7 @@ final class JContext {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d): out += d.isFinite ? pyFloat(d) : (d.isNaN ? "NaN" : (d > 0 ? "Infinity" : "-Infinity"))
-        case .string(let s): JSONValue.writeString(s, into: &out)
+        case .string(let s): pyJSONString(s, into: &out)
         case .array(let a):
             if a.isEmpty { out += "[]"; return }
             out += "["
@@ -1481,7 +1500,7 @@ final class JContext {
             for (k, (key, x)) in d.enumerated() {
                 if k > 0 { out += sep }
                 out += nl
-                JSONValue.writeString(key, into: &out)
+                pyJSONString(key, into: &out)
                 out += ": "
                 try toJSON(x, indent: indent, level: level + 1, into: &out)
             }

@@ -80,6 +80,7 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(try render("{{ 'abcdef'[1:4] }}{{ [1,2,3][::-1] }}{{ 'abc'[-1] }}"), "bcd[3, 2, 1]c")
         XCTAssertEqual(try render("{{ {'a': [1, 'é'], 'b': none} | tojson }}"), "{\"a\": [1, \"é\"], \"b\": null}")
         XCTAssertEqual(try render("{{ {'a': 1} | tojson(indent=2) }}"), "{\n  \"a\": 1\n}")
+        XCTAssertEqual(try render("{{ s | tojson }}", ["s": .string("q\"\\\n\t\u{8}\u{c}\u{1}\u{7f}é")]), "\"q\\\"\\\\\\n\\t\\b\\f\\u0001\u{7f}é\"")
         XCTAssertEqual(try render("{{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }}",
                                   ["msgs": .array([.dict([("role", .string("user")), ("content", .string("q"))]),
                                                    .dict([("role", .string("assistant")), ("content", .string("a"))])])]), "['q']")
