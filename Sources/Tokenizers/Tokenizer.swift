@@ -7,6 +7,8 @@
 //
 // Added tokens are matched leftmost-longest on the text, with their lstrip/rstrip/single_word flags,
 // before the model sees anything; `normalized` ones are matched on the normalized text.
+// A Tokenizer may be shared between threads (the BPE word cache is locked); `chatTemplate` and the
+// other vars are plain properties, set them before sharing.
 
 import Foundation
 import StrictJSON
@@ -24,9 +26,14 @@ public final class Tokenizer {
     private let tokenToIdTable: ExactStringMap<Int>
     private let specialIds: Set<Int>
 
+    /// Id of tokenizer_config.json's bos_token. Informational: `encode` adds exactly what the
+    /// post-processor of tokenizer.json adds (SmolLM2 adds nothing; Llama-style adds BOS).
     public var bosTokenId: Int?
+    /// Id of tokenizer_config.json's eos_token, then generation_config.json's eos_token_id(s).
     public var eosTokenIds: [Int]
+    /// Largest id of the model vocabulary and the added tokens, plus one.
     public var vocabSize: Int
+    /// From chat_template.jinja when the folder has one, else tokenizer_config.json's chat_template.
     public var chatTemplate: ChatTemplate?
     /// Special token strings from tokenizer_config.json (bos_token, eos_token, unk_token, pad_token),
     /// available to chat templates as variables.
@@ -150,6 +157,8 @@ public final class Tokenizer {
 
     // MARK: encoding
 
+    /// Token ids of `text`; with `addSpecialTokens` the post-processor's tokens (e.g. BOS) are added.
+    /// Special-token strings inside the text (e.g. "<|im_start|>") become their ids.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
         var ids: [Int] = []
         for seg in added.split(text, normalizer: normalizer) {
@@ -197,7 +206,7 @@ public final class Tokenizer {
 
     // MARK: decoding
 
-    /// Unknown ids are skipped (as the `tokenizers` library does).
+    /// Text of `ids` through the decoder; unknown ids are skipped (as the `tokenizers` library does).
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         var toks: [String] = []
         toks.reserveCapacity(ids.count)
