@@ -39,13 +39,17 @@ public final class LanguageModel {
         let arch = Architectures.lookup(family: config.family)
         weights = try ModelWeights(config: config, table: arch.weightTable(config), source: source,
                                    rename: { arch.checkpointName($0, in: source) })
+        Kernels.matvecThreads = max(1, LanguageModel.threads)
         ropes = config.ropes.map { RopeState(spec: $0, headDim: config.headDim, maxPositions: config.maxPositions) }
     }
 
     /// Threads used by BLAS and by attention (default: what OpenBLAS chose, usually the core count).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        set {
+            openblas_set_num_threads(Int32(max(1, newValue)))
+            Kernels.matvecThreads = max(1, newValue)
+        }
     }
 
     // MARK: Public entry points
@@ -66,6 +70,20 @@ public final class LanguageModel {
                     captured: &captured, logitRows: .all(o.baseAddress!)) // programmer error: count > 0 checked
         }
         return (out, captured)
+    }
+
+    /// The states at `capture` points ([T, H] each, after interventions there) without computing
+    /// logits (the unembedding is skipped): what `extract` needs, one pass per prompt.
+    public func states(tokens: [Int], interventions: [ResolvedIntervention] = [],
+                       capture: Set<HookPoint>) throws -> [HookPoint: [Float]] {
+        try check(tokens: tokens, what: "tokens")
+        try checkPositions(tokens.count)
+        let hooks = try HookTable(interventions, capture: capture, config: config)
+        let st = runState(capacity: tokens.count, chunk: tokens.count)
+        resetRopes()
+        var captured: [HookPoint: [Float]] = [:]
+        forward(tokens, start: 0, promptLength: tokens.count, state: st, hooks: hooks, captured: &captured, logitRows: .none)
+        return captured
     }
 
     /// Generates up to `maxTokens` tokens after `prompt` with the KV cache. Stops after a token in

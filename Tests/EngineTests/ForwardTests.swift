@@ -29,6 +29,18 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    /// states() captures the same tensors as logits(capture:) without computing logits.
+    func testStatesMatchLogitsCapture() throws {
+        let (m, ref) = try load("gemma2")
+        let tokens = try ref.ints("tokens")
+        let points: Set<HookPoint> = [.embed, .attnOut(0), .residMid(1), .mlpOut(1), .residPost(1)]
+        let a = try m.states(tokens: tokens, capture: points)
+        let b = try m.logits(tokens: tokens, capture: points).captured
+        XCTAssertEqual(Set(a.keys), points)
+        for p in points { XCTAssertEqual(a[p], b[p], "\(p)") }
+        checkTensor("gemma2 embed == resid_pre.0", a[.embed] ?? [], try ref.floats("resid_pre.0"), atol: Self.atol)
+    }
+
     /// Every recipe in recipes/ applied by hooks vs transformers with the same hooks.
     private func checkRecipes(_ name: String) throws {
         let (m, ref) = try load(name)
