@@ -156,12 +156,14 @@ public final class LanguageModel {
         let guRows = c.gatedMLP ? 2 * I : I
         let x = s.x.p, xn = s.xn.p, qkv = s.qkv.p, att = s.att.p, proj = s.proj.p, gu = s.gu.p, act = s.act.p
 
+        // `point` is canonical (see HookTable); its aliases are captured with the same state.
         func hook(_ point: HookPoint, _ buf: FPtr) {
             if let ivs = hooks.at[point] {
                 for iv in ivs { iv.apply(toState: buf, tokens: T, hidden: H, start: start, promptLength: promptLength) }
             }
-            if hooks.capture.contains(point) {
-                captured[point] = Array(UnsafeBufferPointer(start: buf, count: T * H))
+            guard !hooks.capture.isEmpty else { return }
+            for p in HookTable.aliases(of: point, numLayers: c.numLayers) where hooks.capture.contains(p) {
+                captured[p] = Array(UnsafeBufferPointer(start: buf, count: T * H))
             }
         }
         func norm(_ src: FPtr, _ g: FloatBuffer, _ b: FloatBuffer?, _ dst: FPtr, rows n: Int, width: Int) {
@@ -179,8 +181,7 @@ public final class LanguageModel {
             if let sc = c.embedScale { for i in 0..<H { row[i] *= sc } }
             if let wpe = w.positions { Kernels.add(row, wpe.p + (start + t) * H, H) }
         }
-        hook(.embed, x)
-        hook(.residPre(0), x)
+        hook(.residPre(0), x)     // also the embed point: one state
 
         // RoPE tables for this chunk, per distinct RoPE.
         for r in ropes.indices {
@@ -223,8 +224,7 @@ public final class LanguageModel {
             if let pn = lw.postMlpNorm { Kernels.rmsNorm(proj, pn.p, proj, rows: T, n: H, eps: c.normEps) }
             hook(.mlpOut(l), proj)
             Kernels.add(x, proj, T * H)
-            hook(.residPost(l), x)
-            if l + 1 < c.numLayers { hook(.residPre(l + 1), x) }
+            hook(.residPost(l), x)   // also resid_pre.(l+1): one state
         }
 
         // Final norm and unembedding, only for the rows asked for.
@@ -286,8 +286,25 @@ public final class LanguageModel {
     }
 }
 
-/// Interventions grouped by hook point (recipe order kept), and the points to capture.
+/// Interventions grouped by hook point, and the points to capture. Names of one state share one
+/// list, in recipe order: embed and resid_pre.0 are resid_pre.0; resid_pre.(L+1) is resid_post.L.
 struct HookTable {
+    static func canonical(_ p: HookPoint) -> HookPoint {
+        switch p {
+        case .embed: return .residPre(0)
+        case .residPre(let l) where l > 0: return .residPost(l - 1)
+        default: return p
+        }
+    }
+
+    static func aliases(of p: HookPoint, numLayers: Int) -> [HookPoint] {
+        switch p {
+        case .residPre(0): return [.embed, .residPre(0)]
+        case .residPost(let l) where l + 1 < numLayers: return [.residPost(l), .residPre(l + 1)]
+        default: return [p]
+        }
+    }
+
     var at: [HookPoint: [ResolvedIntervention]] = [:]
     var capture: Set<HookPoint>
 
@@ -306,7 +323,7 @@ struct HookTable {
             guard iv.vector.count == c.hiddenSize else {
                 throw ModelError("recipe entry \(iv.entry) at \(iv.point): vector has \(iv.vector.count) values, expected hidden size \(c.hiddenSize)")
             }
-            at[iv.point, default: []].append(iv)
+            at[Self.canonical(iv.point), default: []].append(iv)
         }
         for p in capture { try check(p, "capture point") }
     }

@@ -9,7 +9,8 @@ extension CLI {
       Generate with the KV cache, optionally with a steering recipe applied by hooks. Stops at an EOS
       token of config.json / generation_config.json or after --max-tokens (default 64).
       Sampling: greedy unless --temperature > 0 (then --top-p, default 1, and --seed, default 0).
-      Positions in the recipe are absolute: "prompt", "generated", "last" (the last prompt token).
+      Positions in the recipe are absolute; "last" is the last token of each forward call (the last
+      prompt token, then every generated token).
       Prints the generated text as it comes (the prompt is not repeated); without a tokenizer.json,
       or with --ids, prints the generated token ids instead. MODEL may be a .gguf file.
       example: edit-cli generate ./SmolLM2-135M-Instruct --tokens 504,3458 --recipe r.json --max-tokens 32
