@@ -21,6 +21,8 @@ public struct Sampling: Sendable, Equatable {
     public static let greedy = Sampling()
 }
 
+/// A loaded model. Weights are converted to f32 once; scratch buffers and the KV cache live in one
+/// RunState reused across calls, so one model serves one call at a time (not thread-safe).
 public final class LanguageModel {
     public let config: ModelConfig
     let weights: ModelWeights
