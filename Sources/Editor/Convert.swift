@@ -238,9 +238,23 @@ public enum GGUFConverter {
                 // llama.cpp's rule (its 27B models scale queries by hidden/heads, others by head_dim).
                 let is27B = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62)
                 c.append(("query_pre_attn_scalar", .int(is27B ? hidden / heads : headDim)))
-                if let w = try optInt("attention.sliding_window") { c.append(("sliding_window", .int(w))) }
-                let pattern = arch == "gemma2" ? 2 : 6
-                c.append(("layer_types", .array((0..<layers).map { .string(($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention") })))
+                // Sliding-window layers: llama.cpp uses every layer but each 2nd (gemma2) / 6th (gemma3);
+                // an explicit attention.sliding_window_pattern (period, or one bool per layer, true =
+                // sliding) overrides that; a gemma3 file without a sliding window is all global.
+                let window = try optInt("attention.sliding_window")
+                var sliding: [Bool] = (0..<layers).map { ($0 + 1) % (arch == "gemma2" ? 2 : 6) != 0 }
+                if let p = md["\(arch).attention.sliding_window_pattern"] {
+                    if let period = p.intValue, period > 0 {
+                        sliding = (0..<layers).map { ($0 + 1) % period != 0 }
+                    } else if let a = p.arrayValue, a.count == layers, a.allSatisfy({ $0.boolValue != nil }) {
+                        sliding = a.map { $0.boolValue! } // programmer error: checked above
+                    } else {
+                        throw ConvertError(.missingMetadata, file: path, "metadata '\(arch).attention.sliding_window_pattern' = \(p), expected a period or \(layers) booleans")
+                    }
+                }
+                if window == nil { sliding = sliding.map { _ in false } }
+                c.append(("sliding_window", window.map { .int($0) } ?? .null))
+                c.append(("layer_types", .array(sliding.map { .string($0 ? "sliding_attention" : "full_attention") })))
             }
             if arch == "gemma2" {
                 // llama.cpp's defaults (50, 30) when the keys are absent, as transformers' Gemma2Config.
@@ -248,6 +262,7 @@ public enum GGUFConverter {
                 c.append(("final_logit_softcapping", .double(try float("final_logit_softcapping") ?? 30.0)))
             }
             if arch == "gemma3" {
+                c.append(("final_logit_softcapping", try float("final_logit_softcapping").map { .double($0) } ?? .null))
                 c.append(("rope_local_base_freq", .double(10000.0)))
                 if let t = md["gemma3.rope.scaling.type"]?.stringValue, t != "none" {
                     guard t == "linear", let factor = try float("rope.scaling.factor") else {
