@@ -66,19 +66,35 @@ public enum GGUFConverter {
                 throw ConvertError(.unsupported, file: ggufPath, "tensor '\(t.gguf)': ggml type \(f.tensorInfo(t.gguf)?.type.name ?? "?") cannot be dequantized by this build")
             }
         }
-        let entries = plan.tensors.map { ShardPlanEntry(name: $0.hf, shape: $0.shape) }
         let source = GGUFHFSource(file: f, plan: plan)
-        let files = try withAtomicOutputFolder(outDir, force: options.force) { tmp -> [String] in
-            let written = try writeF32Shards(dir: tmp, entries: entries, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes) { k, out in
-                progress?("converting \(plan.tensors[k].gguf) -> \(plan.tensors[k].hf)")
-                try source.fill(k, into: out)
+        // Streaming, atomic output: SafeTensors' CheckpointWriter calls each producer during
+        // commit, so one dequantized tensor is in memory at a time.
+        let writer = try CheckpointWriter(target: outDir, force: options.force, maxShardSize: options.maxShardBytes,
+                                          sources: [URL(fileURLWithPath: ggufPath).standardizedFileURL.path])
+        if let progress { writer.onTensorWritten = { name, done, total in progress("\(done)/\(total) \(name)") } }
+        do {
+            for (k, t) in plan.tensors.enumerated() {
+                let count = t.shape.reduce(1, *)
+                try writer.add(TensorRecord(name: t.hf, dtype: .F32, shape: t.shape, source: .produce {
+                    var bytes = [UInt8](repeating: 0, count: count * 4)
+                    try bytes.withUnsafeMutableBytes { raw in
+                        try source.fill(k, into: UnsafeMutableBufferPointer(start: raw.baseAddress!.bindMemory(to: Float.self, capacity: count), count: count)) // programmer error: count > 0 checked in the plan
+                    }
+                    return bytes
+                }))
             }
-            try writeText(plan.config.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("config.json"))
-            try writeText(plan.generationConfig.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("generation_config.json"))
-            try writeText(tok.tokenizerJSON.serialized(pretty: false) + "\n", to: (tmp as NSString).appendingPathComponent("tokenizer.json"))
-            try writeText(tok.tokenizerConfig.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("tokenizer_config.json"))
-            return written + ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+            try writer.addFile(name: "config.json", contents: Array((plan.config.serialized(pretty: true) + "\n").utf8))
+            try writer.addFile(name: "generation_config.json", contents: Array((plan.generationConfig.serialized(pretty: true) + "\n").utf8))
+            try writer.addFile(name: "tokenizer.json", contents: Array((tok.tokenizerJSON.serialized(pretty: false) + "\n").utf8))
+            try writer.addFile(name: "tokenizer_config.json", contents: Array((tok.tokenizerConfig.serialized(pretty: true) + "\n").utf8))
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
         }
+        var files = writer.shardFileNames
+        if files.count > 1 { files.append("model.safetensors.index.json") }
+        files += ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
         return ConvertReport(architecture: plan.architecture, modelType: plan.modelType, tensorCount: plan.tensors.count,
                              parameterCount: plan.tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }, files: files,
                              tokenizer: tok.summary, seconds: Date().timeIntervalSince(start))

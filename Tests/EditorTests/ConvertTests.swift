@@ -120,7 +120,7 @@ final class ConvertTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
         try Data("keep".utf8).write(to: URL(fileURLWithPath: out + "/marker"))
         XCTAssertThrowsError(try GGUFConverter.convert(gguf: "\(convertFixtures)/tiny_qwen2.gguf", to: out)) { e in
-            XCTAssertEqual((e as? ConvertError)?.kind, .targetExists)
+            XCTAssertEqual((e as? SafeTensorsError)?.kind, .targetExists, "\(e)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/marker"))
         _ = try GGUFConverter.convert(gguf: "\(convertFixtures)/tiny_qwen2.gguf", to: out, options: ConvertOptions(force: true))
