@@ -120,6 +120,42 @@ public enum GGUFConverter {
         }
     }
 
+    /// llama.cpp stores Llama 3.x rope scaling as per-frequency divisors (`rope_freqs.weight`, one
+    /// per rotary pair) computed by convert_hf_to_gguf.py from (factor, low_freq_factor,
+    /// high_freq_factor, original_max_position_embeddings): with freq_i = theta^(-2i/dim) and
+    /// wavelen = 2 pi / freq_i, the divisor is 1 when wavelen < orig/high, factor when
+    /// wavelen > orig/low, else 1 / ((1 - s)/factor + s) with s = (orig/wavelen - low)/(high - low).
+    /// We recover the parameters: factor is the largest divisor; the others are searched among the
+    /// values Llama 3.x uses and accepted only when they reproduce every stored divisor.
+    static func inferLlama3RopeScaling(_ stored: [Float], theta: Double, dim: Int, file: String) throws -> JSONValue {
+        guard stored.count == dim / 2, let factor = stored.max().map(Double.init), factor >= 1 else {
+            throw ConvertError(.unsupported, file: file, "tensor 'rope_freqs.weight': \(stored.count) values for head_dim \(dim), or no factor >= 1")
+        }
+        for orig in [8192.0, 4096, 2048, 16384, 32768, 131072] {
+            for low in [1.0, 2, 0.5] {
+                for high in [4.0, 8, 2, 16] where high > low {
+                    let ok = stored.indices.allSatisfy { i in
+                        let freq = 1 / pow(theta, Double(2 * i) / Double(dim))
+                        let wavelen = 2 * Double.pi / freq
+                        let want: Double
+                        if wavelen < orig / high { want = 1 }
+                        else if wavelen > orig / low { want = factor }
+                        else {
+                            let smooth = (orig / wavelen - low) / (high - low)
+                            want = 1 / ((1 - smooth) / factor + smooth)
+                        }
+                        return abs(Double(stored[i]) - want) <= 1e-5 * max(1, abs(want))
+                    }
+                    if ok {
+                        return .object([("rope_type", .string("llama3")), ("factor", .double(factor)), ("low_freq_factor", .double(low)),
+                                        ("high_freq_factor", .double(high)), ("original_max_position_embeddings", .int(Int(orig)))])
+                    }
+                }
+            }
+        }
+        throw ConvertError(.unsupported, file: file, "tensor 'rope_freqs.weight' does not match llama3 rope scaling with any usual parameters (factor \(factor))")
+    }
+
     // MARK: plan: config and tensor names
 
     struct Plan {
@@ -171,8 +207,12 @@ public enum GGUFConverter {
         if md["\(arch).rope.scaling.type"] != nil, let t = md["\(arch).rope.scaling.type"]?.stringValue, t != "none", arch != "gemma3" {
             throw ConvertError(.unsupported, file: path, "rope scaling '\(t)' is not supported by convert yet")
         }
+        var ropeScaling: JSONValue?
         if f.tensorInfo("rope_freqs.weight") != nil {
-            throw ConvertError(.unsupported, file: path, "tensor 'rope_freqs.weight' (llama3-style rope scaling) is not supported by convert yet")
+            guard arch == "llama" else {
+                throw ConvertError(.unsupported, file: path, "tensor 'rope_freqs.weight' is only understood for llama (llama3 rope scaling)")
+            }
+            ropeScaling = try inferLlama3RopeScaling(f.floats("rope_freqs.weight"), theta: ropeTheta, dim: ropeDim ?? headDim, file: path)
         }
         let tied = f.tensorInfo("output.weight") == nil
         let isGemma = arch.hasPrefix("gemma")
@@ -193,6 +233,7 @@ public enum GGUFConverter {
             let name = info.name
             var hf: String
             var fix = ConvertedTensor.Fix.none
+            if name == "rope_freqs.weight" { continue }   // folded into config.json's rope_scaling above
             switch name {
             case "token_embd.weight": hf = "model.embed_tokens.weight"
             case "output_norm.weight": hf = "model.norm.weight"
@@ -244,6 +285,7 @@ public enum GGUFConverter {
         switch arch {
         case "llama":
             c += [("hidden_act", .string("silu")), ("attention_bias", .bool(hasAttnBias)), ("mlp_bias", .bool(false))]
+            if let ropeScaling { c.append(("rope_scaling", ropeScaling)) }
         case "qwen2":
             c += [("hidden_act", .string("silu")), ("use_sliding_window", .bool(false))]
         case "qwen3":
