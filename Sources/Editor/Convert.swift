@@ -59,7 +59,16 @@ public enum GGUFConverter {
         let start = Date()
         let f = try GGUFFile(path: ggufPath)
         let plan = try makePlan(f)
-        let tok = try GGUFTokenizerBuilder.build(f, architecture: plan.architecture, contextLength: plan.contextLength)
+        // The tokenizer files are serialized right away so the (large) JSON trees are freed before
+        // the tensors are written.
+        var tokenizerSummary = ""
+        var tokenizerFiles: [(String, [UInt8])] = []
+        do {
+            let tok = try GGUFTokenizerBuilder.build(f, architecture: plan.architecture, contextLength: plan.contextLength)
+            tokenizerSummary = tok.summary
+            tokenizerFiles = [("tokenizer.json", Array((tok.tokenizerJSON.serialized(pretty: false) + "\n").utf8)),
+                              ("tokenizer_config.json", Array((tok.tokenizerConfig.serialized(pretty: true) + "\n").utf8))]
+        }
         // Check every tensor can be dequantized before any work starts.
         for t in plan.tensors {
             guard let info = f.tensorInfo(t.gguf), info.type.canDequantize else {
@@ -85,8 +94,8 @@ public enum GGUFConverter {
             }
             try writer.addFile(name: "config.json", contents: Array((plan.config.serialized(pretty: true) + "\n").utf8))
             try writer.addFile(name: "generation_config.json", contents: Array((plan.generationConfig.serialized(pretty: true) + "\n").utf8))
-            try writer.addFile(name: "tokenizer.json", contents: Array((tok.tokenizerJSON.serialized(pretty: false) + "\n").utf8))
-            try writer.addFile(name: "tokenizer_config.json", contents: Array((tok.tokenizerConfig.serialized(pretty: true) + "\n").utf8))
+            for (name, bytes) in tokenizerFiles { try writer.addFile(name: name, contents: bytes) }
+            tokenizerFiles = []
             try writer.commit()
         } catch {
             writer.abort()
@@ -97,7 +106,7 @@ public enum GGUFConverter {
         files += ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
         return ConvertReport(architecture: plan.architecture, modelType: plan.modelType, tensorCount: plan.tensors.count,
                              parameterCount: plan.tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }, files: files,
-                             tokenizer: tok.summary, seconds: Date().timeIntervalSince(start))
+                             tokenizer: tokenizerSummary, seconds: Date().timeIntervalSince(start))
     }
 
     /// Inverse of llama.cpp's Q/K permutation on the rows of a row-major [rows, cols] tensor
