@@ -7,7 +7,8 @@
 //   vector     (add) {"file": F, "tensor": T} or an inline list of numbers
 //   direction  (ablate, clamp, ablate-weights) same forms; normalised to unit length in f64
 //   scale (add, default 1), strength (ablate, default 1), value (clamp, required)
-//   positions  "all" (default) | "prompt" | "generated" | "last" | [indices]
+//   positions  "all" (default) | "prompt" | "generated" | "last" | [absolute indices]
+//              ("last" = last position of each forward call: see Positions.selects)
 //   ablate-weights only: "strength" or "kernel" {"peak_layer", "peak", "edge", "width"},
 //                        "norm_preserving" (bool), "writers" (["embed","attn_out","mlp_out"])
 // Relative files resolve against the recipe's folder. Every check happens in load()/resolve(),
@@ -75,14 +76,17 @@ public enum Positions: Equatable, Sendable {
     case all, prompt, generated, last
     case list([Int])
 
-    /// Whether absolute position `p` is selected, in a sequence whose prompt has `promptLength` tokens.
-    /// "last" is the last prompt position; for `logits` the whole input is the prompt.
-    @inline(__always) public func selects(_ p: Int, promptLength: Int) -> Bool {
+    /// Whether absolute position `p` is selected, in a sequence whose prompt has `promptLength` tokens,
+    /// during a forward call whose last position is `callLast`.
+    /// "last" is the last position of each forward call, as a PyTorch hook editing `x[:, -1]` does:
+    /// the last prompt token in prefill, then every generated token of a KV-cache decode.
+    /// For `logits` the whole input is one call.
+    @inline(__always) public func selects(_ p: Int, promptLength: Int, callLast: Int) -> Bool {
         switch self {
         case .all: return true
         case .prompt: return p < promptLength
         case .generated: return p >= promptLength
-        case .last: return p == promptLength - 1
+        case .last: return p == callLast
         case .list(let l): return l.contains(p)
         }
     }
@@ -185,7 +189,7 @@ public struct ResolvedIntervention: Sendable {
 
     /// Applies to every selected row of a [tokens, hidden] state whose first row is absolute position `start`.
     public func apply(toState x: UnsafeMutablePointer<Float>, tokens: Int, hidden: Int, start: Int, promptLength: Int) {
-        for t in 0..<tokens where positions.selects(start + t, promptLength: promptLength) {
+        for t in 0..<tokens where positions.selects(start + t, promptLength: promptLength, callLast: start + tokens - 1) {
             apply(to: x + t * hidden, hidden: hidden)
         }
     }
@@ -342,8 +346,12 @@ public struct Recipe: Sendable {
             vector = .inline(vals)
         } else if let vp = vj.objectPairs {
             for (k, _) in vp where k != "file" && k != "tensor" { throw RecipeError("\(at): \(key): unknown key '\(k)' (expected file, tensor)") }
-            guard let f = vj["file"]?.stringValue, !f.isEmpty, let t = vj["tensor"]?.stringValue else {
-                throw RecipeError("\(at): \"\(key)\" needs \"file\" and \"tensor\" strings")
+            guard let f = vj["file"]?.stringValue, !f.isEmpty else {
+                throw RecipeError("\(at): \"\(key)\" needs a \"file\" string")
+            }
+            let t = vj["tensor"]?.stringValue ?? ""
+            if t.isEmpty && !f.hasSuffix(".npy") {
+                throw RecipeError("\(at): \"\(key)\" needs a \"tensor\" name (only .npy files hold a single unnamed array)")
             }
             let full = f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f)
             vector = .file(path: full, tensor: t)
@@ -388,6 +396,8 @@ public struct Recipe: Sendable {
         var v: [Double]
         switch iv.vector {
         case .inline(let vals): v = vals
+        case let .file(path, _) where path.hasSuffix(".npy"):
+            do { v = try NPY.readVector(path: path) } catch { throw RecipeError("\(at): \(error)") }
         case let .file(path, tensor):
             let f: SafeTensorsFile
             do { f = try SafeTensorsFile(path: path) } catch { throw RecipeError("\(at): \(error)") }
@@ -432,8 +442,10 @@ public struct Recipe: Sendable {
             switch iv.point {
             case .embed: points = [.embed]
             case .residual:
+                // Every state of the stream: resid_pre.0 and after every writer. At strength 1 this
+                // equals ablating every writer's output (what bake folds); at other strengths not.
                 points = [.embed]
-                for l in 0..<numLayers { points += [.attnOut(l), .mlpOut(l)] }
+                for l in 0..<numLayers { points += [.residMid(l), .residPost(l)] }
             case .residPre: points = iv.layers!.map { HookPoint.residPre($0) } // programmer error: parse requires layers
             case .residMid: points = iv.layers!.map { HookPoint.residMid($0) } // programmer error: parse requires layers
             case .residPost: points = iv.layers!.map { HookPoint.residPost($0) } // programmer error: parse requires layers

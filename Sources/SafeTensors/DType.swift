@@ -20,4 +20,17 @@ public enum DType: String, CaseIterable, Sendable, Codable {
         default: return false
         }
     }
+
+    /// product(shape) * size, nil on overflow or a negative dimension.
+    public static func checkedByteCount(shape: [Int], dtype: DType) -> Int? {
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (m, o) = count.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            count = m
+        }
+        let (bytes, o) = count.multipliedReportingOverflow(by: dtype.size)
+        return o ? nil : bytes
+    }
 }

@@ -1,14 +1,21 @@
-// A memory-mapped .safetensors file (format: 8-byte little-endian header length N, N bytes of
-// UTF-8 JSON, then the data region). Tensors are views into the mapping: nothing is copied until
-// a caller asks for f32.
+// A memory-mapped .safetensors file. Format: 8-byte little-endian header length N, N bytes of
+// UTF-8 JSON, then the data region. Tensors are views into the mapping: nothing is copied until a
+// caller asks for f32.
 //
-// Validation rules (mirroring huggingface/safetensors `tensor.rs`):
-//  1. the file has at least 8 bytes and N <= headerLimit and 8 + N <= file size;
-//  2. the header is a UTF-8 JSON object; `__metadata__` maps strings to strings;
-//  3. each tensor has dtype (known), shape (non-negative ints), data_offsets [begin, end];
-//  4. end - begin == product(shape) * dtype.size, with checked arithmetic;
-//  5. sorted by begin, tensors are contiguous and non-overlapping, start at 0, and the last end
-//     equals the data region size (data covers exactly the rest of the file).
+// Validation rules (as strict as huggingface/safetensors `tensor.rs`, one error kind per rule):
+//  1. the file has at least 8 bytes (headerTooSmall); N <= headerLimit (headerTooLarge);
+//     8 + N <= file size (invalidHeaderLength);
+//  2. the header is valid UTF-8 (headerNotUTF8), starts with '{' (invalidHeaderStart), is valid
+//     JSON (headerNotJSON) and an object; names are unique (duplicateName); `__metadata__` maps
+//     strings to strings, or is null as the reference reader allows (invalidHeader);
+//  3. each tensor entry has exactly dtype (a known DType, else unknownDType), shape (non-negative
+//     integers) and data_offsets [begin, end] (non-negative integers) (invalidHeader);
+//  4. product(shape) * dtype.size does not overflow (overflow); end >= begin (invalidOffsets);
+//     end - begin == product(shape) * dtype.size (sizeMismatch);
+//  5. sorted by (begin, end), tensors start at 0, are contiguous and non-overlapping
+//     (invalidOffsets), and the last end equals the size of the data region: data covers exactly
+//     the rest of the file (incompleteData).
+// Trailing spaces in the header (writers pad it to a multiple of 8) are plain JSON whitespace.
 
 #if canImport(Glibc)
 import Glibc
@@ -30,14 +37,19 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
 
     public let path: String
     public let metadata: [String: String]
-    public private(set) var tensorNames: [String] = []
-    public private(set) var entries: [String: Entry] = [:]
+    public let tensorNames: [String]          // header order
+    public let entries: [String: Entry]
     public let fileSize: Int
-    public let dataStart: Int              // 8 + N
+    public let dataStart: Int                 // 8 + N
 
-    private let base: UnsafeMutableRawPointer?
-    private let mappedLength: Int
+    private enum Storage {
+        case mapped(UnsafeMutableRawPointer, Int)
+        case owned(UnsafeMutableRawPointer, Int)
+    }
+    private let storage: Storage
+    private let base: UnsafeRawPointer
 
+    /// Maps and validates the file at `path`.
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
@@ -53,40 +65,83 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             throw SafeTensorsError(.io, file: path, "not a regular file")
         }
         let size = Int(st.st_size)
-        fileSize = size
         guard size >= 8 else {
-            throw SafeTensorsError(.headerTooSmall, file: path, "file is \(size) bytes, expected at least 8")
+            throw SafeTensorsError(.headerTooSmall, file: path, "file is \(size) bytes, expected at least 8 (the header length)")
         }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else {
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw SafeTensorsError(.io, file: path, "cannot mmap: \(String(cString: strerror(errno)))")
         }
-        base = p
-        mappedLength = size
+        let layout: Layout
         do {
-            let raw = UnsafeRawBufferPointer(start: p, count: size)
-            let n64 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
-            guard n64 <= UInt64(Self.headerLimit) else {
-                throw SafeTensorsError(.headerTooLarge, file: path, "header length \(n64) exceeds the limit of \(Self.headerLimit) bytes")
-            }
-            let n = Int(n64)
-            guard 8 + n <= size else {
-                throw SafeTensorsError(.headerTooSmall, file: path, "header length \(n) runs past the end of the \(size)-byte file")
-            }
-            dataStart = 8 + n
-            let header = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + n)])
-            let parsed = try Self.parseHeader(header, dataSize: size - 8 - n, file: path)
-            metadata = parsed.metadata
-            tensorNames = parsed.order
-            entries = parsed.entries
+            layout = try Self.validate(UnsafeRawBufferPointer(start: p, count: size), file: path)
         } catch {
             munmap(p, size)
             throw error
         }
+        storage = .mapped(p, size)
+        base = UnsafeRawPointer(p)
+        fileSize = size
+        dataStart = layout.dataStart
+        metadata = layout.metadata
+        tensorNames = layout.order
+        entries = layout.entries
+    }
+
+    /// Validates an in-memory copy of a file (tests, small blobs). `name` is used in errors.
+    public init(bytes: [UInt8], name: String) throws {
+        path = name
+        guard bytes.count >= 8 else {
+            throw SafeTensorsError(.headerTooSmall, file: name, "file is \(bytes.count) bytes, expected at least 8 (the header length)")
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) } // programmer error: count >= 8
+        let layout: Layout
+        do {
+            layout = try Self.validate(UnsafeRawBufferPointer(start: p, count: bytes.count), file: name)
+        } catch {
+            p.deallocate()
+            throw error
+        }
+        storage = .owned(p, bytes.count)
+        base = UnsafeRawPointer(p)
+        fileSize = bytes.count
+        dataStart = layout.dataStart
+        metadata = layout.metadata
+        tensorNames = layout.order
+        entries = layout.entries
     }
 
     deinit {
-        if let base { munmap(base, mappedLength) }
+        switch storage {
+        case .mapped(let p, let n): munmap(p, n)
+        case .owned(let p, _): p.deallocate()
+        }
+    }
+
+    struct Layout {
+        var dataStart: Int
+        var metadata: [String: String]
+        var order: [String]
+        var entries: [String: Entry]
+    }
+
+    /// Rules 1-5 on the whole file's bytes.
+    static func validate(_ raw: UnsafeRawBufferPointer, file: String) throws -> Layout {
+        let size = raw.count
+        guard size >= 8 else {
+            throw SafeTensorsError(.headerTooSmall, file: file, "file is \(size) bytes, expected at least 8 (the header length)")
+        }
+        let n64 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        guard n64 <= UInt64(headerLimit) else {
+            throw SafeTensorsError(.headerTooLarge, file: file, "header length \(n64) exceeds the limit of \(headerLimit) bytes")
+        }
+        let n = Int(n64)
+        guard n <= size - 8 else {
+            throw SafeTensorsError(.invalidHeaderLength, file: file, "header length \(n) runs past the end of the \(size)-byte file")
+        }
+        let header = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + n)])
+        let parsed = try parseHeader(header, dataSize: size - 8 - n, file: file)
+        return Layout(dataStart: 8 + n, metadata: parsed.metadata, order: parsed.order, entries: parsed.entries)
     }
 
     struct ParsedHeader {
@@ -96,12 +151,15 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
     }
 
     static func parseHeader(_ bytes: UnsafeRawBufferPointer, dataSize: Int, file: String) throws -> ParsedHeader {
-        guard let text = String(validatingUTF8Bytes: bytes) else {
-            throw SafeTensorsError(.invalidHeader, file: file, "header is not valid UTF-8")
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw SafeTensorsError(.headerNotUTF8, file: file, "header is not valid UTF-8")
+        }
+        guard bytes.first == UInt8(ascii: "{") else {
+            throw SafeTensorsError(.invalidHeaderStart, file: file, "header does not start with '{'")
         }
         let json: JSONValue
-        do { json = try JSONValue.parse(text) } catch let e as JSONParseError {
-            throw SafeTensorsError(.invalidHeader, file: file, "header is not valid JSON: \(e.message)")
+        do { json = try JSONValue.parse(bytes: bytes) } catch {
+            throw SafeTensorsError(.headerNotJSON, file: file, "header is not valid JSON: \(error)")
         }
         guard case .object(let pairs) = json else {
             throw SafeTensorsError(.invalidHeader, file: file, "header is not a JSON object")
@@ -112,9 +170,10 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
         var seen = Set<String>()
         for (name, value) in pairs {
             guard seen.insert(name).inserted else {
-                throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "duplicate name in header")
+                throw SafeTensorsError(.duplicateName, file: file, tensor: name, "name appears twice in the header")
             }
             if name == "__metadata__" {
+                if value.isNull { continue } // the reference reader takes null as "no metadata"
                 guard case .object(let mpairs) = value else {
                     throw SafeTensorsError(.invalidHeader, file: file, "__metadata__ is not an object of strings")
                 }
@@ -122,110 +181,120 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
                     guard case .string(let s) = v else {
                         throw SafeTensorsError(.invalidHeader, file: file, "__metadata__['\(k)'] is not a string")
                     }
-                    metadata[k] = s
+                    guard metadata.updateValue(s, forKey: k) == nil else {
+                        throw SafeTensorsError(.duplicateName, file: file, "__metadata__ key '\(k)' appears twice")
+                    }
                 }
                 continue
             }
-            guard case .object(let fields) = value else {
-                throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "entry is not an object")
-            }
-            var dtypeS: String?; var shape: [Int]?; var offs: [Int]?
-            for (k, v) in fields {
-                switch k {
-                case "dtype":
-                    guard case .string(let s) = v else { throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "dtype is not a string") }
-                    dtypeS = s
-                case "shape":
-                    guard let a = v.intArray, a.allSatisfy({ $0 >= 0 }) else {
-                        throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "shape is not a list of non-negative integers")
-                    }
-                    shape = a
-                case "data_offsets":
-                    guard let a = v.intArray, a.count == 2, a[0] >= 0, a[1] >= 0 else {
-                        throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "data_offsets is not [begin, end]")
-                    }
-                    offs = a
-                default:
-                    throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "unknown field '\(k)'")
-                }
-            }
-            guard let dtypeS, let shape, let offs else {
-                throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "entry needs dtype, shape and data_offsets")
-            }
-            guard let dtype = DType(rawValue: dtypeS) else {
-                throw SafeTensorsError(.unknownDType, file: file, tensor: name, "unknown dtype '\(dtypeS)'")
-            }
-            var count = 1
-            for d in shape {
-                let (m, o) = count.multipliedReportingOverflow(by: d)
-                guard !o else { throw SafeTensorsError(.sizeMismatch, file: file, tensor: name, "shape \(shape) overflows") }
-                count = m
-            }
-            let (bytes, o2) = count.multipliedReportingOverflow(by: dtype.size)
-            guard !o2 else { throw SafeTensorsError(.sizeMismatch, file: file, tensor: name, "shape \(shape) overflows") }
-            guard offs[1] >= offs[0] else {
-                throw SafeTensorsError(.invalidOffsets, file: file, tensor: name, "data_offsets [\(offs[0]), \(offs[1])] end before they begin")
-            }
-            guard offs[1] - offs[0] == bytes else {
-                throw SafeTensorsError(.sizeMismatch, file: file, tensor: name, "\(dtype.rawValue) \(shape) needs \(bytes) bytes, data_offsets give \(offs[1] - offs[0])")
-            }
-            entries[name] = Entry(info: TensorInfo(name: name, dtype: dtype, shape: shape, byteCount: bytes), begin: offs[0], end: offs[1])
+            let entry = try parseEntry(name: name, value: value, file: file)
+            entries[name] = entry
             order.append(name)
         }
-        // Rule 5: contiguous, non-overlapping, covering the data region exactly.
-        let sorted = order.sorted { (entries[$0]!.begin, entries[$0]!.end) < (entries[$1]!.begin, entries[$1]!.end) } // programmer error: names come from entries
+        // Rule 5: sorted by offsets, contiguous, non-overlapping, covering the data region exactly.
+        var spans = order.map { (name: $0, begin: entries[$0]!.begin, end: entries[$0]!.end) } // programmer error: names come from entries
+        spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         var cursor = 0
-        for name in sorted {
-            let e = entries[name]! // programmer error: names come from entries
-            if e.begin < cursor {
-                throw SafeTensorsError(.invalidOffsets, file: file, tensor: name, "data_offsets [\(e.begin), \(e.end)] overlap the previous tensor (which ends at \(cursor))")
+        for s in spans {
+            if s.begin < cursor {
+                throw SafeTensorsError(.invalidOffsets, file: file, tensor: s.name, "data_offsets [\(s.begin), \(s.end)] overlap the previous tensor, which ends at \(cursor)")
             }
-            if e.begin > cursor {
-                throw SafeTensorsError(.invalidOffsets, file: file, tensor: name, "data_offsets [\(e.begin), \(e.end)] leave a gap after offset \(cursor)")
+            if s.begin > cursor {
+                throw SafeTensorsError(.invalidOffsets, file: file, tensor: s.name, "data_offsets [\(s.begin), \(s.end)] leave a gap after offset \(cursor)")
             }
-            cursor = e.end
+            if s.end > dataSize {
+                throw SafeTensorsError(.invalidOffsets, file: file, tensor: s.name, "data_offsets [\(s.begin), \(s.end)] run past the \(dataSize) bytes of data after the header")
+            }
+            cursor = s.end
         }
         guard cursor == dataSize else {
-            throw SafeTensorsError(.invalidOffsets, file: file, "tensors cover \(cursor) bytes of data but the file has \(dataSize) bytes after the header")
+            throw SafeTensorsError(.incompleteData, file: file, "tensors cover \(cursor) bytes of data but the file has \(dataSize) bytes after the header")
         }
         return ParsedHeader(metadata: metadata, order: order, entries: entries)
     }
 
+    static func parseEntry(name: String, value: JSONValue, file: String) throws -> Entry {
+        guard case .object(let fields) = value else {
+            throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "entry is not an object")
+        }
+        var dtypeS: String?; var shape: [Int]?; var offs: [Int]?
+        for (k, v) in fields {
+            switch k {
+            case "dtype":
+                guard dtypeS == nil, case .string(let s) = v else {
+                    throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "dtype is not a single string")
+                }
+                dtypeS = s
+            case "shape":
+                guard shape == nil, let a = v.intArray, a.allSatisfy({ $0 >= 0 }) else {
+                    throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "shape is not a single list of non-negative integers")
+                }
+                shape = a
+            case "data_offsets":
+                guard offs == nil, let a = v.intArray, a.count == 2, a[0] >= 0, a[1] >= 0 else {
+                    throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "data_offsets is not a single [begin, end] of non-negative integers")
+                }
+                offs = a
+            default:
+                throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "unknown field '\(k)' (expected dtype, shape, data_offsets)")
+            }
+        }
+        guard let dtypeS, let shape, let offs else {
+            throw SafeTensorsError(.invalidHeader, file: file, tensor: name, "entry needs dtype, shape and data_offsets")
+        }
+        guard let dtype = DType(rawValue: dtypeS) else {
+            throw SafeTensorsError(.unknownDType, file: file, tensor: name, "unknown dtype '\(dtypeS)'")
+        }
+        guard let bytes = DType.checkedByteCount(shape: shape, dtype: dtype) else {
+            throw SafeTensorsError(.overflow, file: file, tensor: name, "\(dtype.rawValue) \(shape) overflows the byte count")
+        }
+        let (begin, end) = (offs[0], offs[1])
+        guard end >= begin else {
+            throw SafeTensorsError(.invalidOffsets, file: file, tensor: name, "data_offsets [\(begin), \(end)] end before they begin")
+        }
+        guard end - begin == bytes else {
+            throw SafeTensorsError(.sizeMismatch, file: file, tensor: name, "\(dtype.rawValue) \(shape) needs \(bytes) bytes, data_offsets [\(begin), \(end)] give \(end - begin)")
+        }
+        return Entry(info: TensorInfo(name: name, dtype: dtype, shape: shape, byteCount: bytes), begin: begin, end: end)
+    }
+
+    // MARK: access
+
     public func info(_ name: String) -> TensorInfo? { entries[name]?.info }
 
-    /// The tensor's bytes inside the mapping (valid while this object lives).
+    /// Infos in header order.
+    public var infos: [TensorInfo] { tensorNames.compactMap { entries[$0]?.info } }
+
+    /// The whole file (the mapping), valid while this object lives.
+    public var fileBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: fileSize) }
+
+    /// The tensor's bytes inside the mapping (zero-copy; valid while this object lives).
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
         guard let e = entries[name] else {
             throw SafeTensorsError(.missingTensor, file: path, tensor: name, "not in this file")
         }
-        return UnsafeRawBufferPointer(start: base! + dataStart + e.begin, count: e.end - e.begin) // programmer error: base is set when init succeeds
+        return UnsafeRawBufferPointer(start: base + dataStart + e.begin, count: e.end - e.begin)
     }
 
     public func floats(_ name: String) throws -> [Float] {
         guard let e = entries[name] else {
             throw SafeTensorsError(.missingTensor, file: path, tensor: name, "not in this file")
         }
-        let b = try bytes(name)
-        do { return try FloatConversion.toFloat32(b, dtype: e.info.dtype, count: e.info.elementCount) }
-        catch let err as FloatConversion.Unsupported {
-            throw SafeTensorsError(.unsupported, file: path, tensor: name, "cannot read \(err.dtype.rawValue) as float")
+        let n = e.info.elementCount
+        return try [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            try floats(name, into: out)
+            initialized = n
         }
     }
-}
 
-extension String {
-    /// Strict UTF-8 decoding: nil on any invalid sequence (Foundation would substitute U+FFFD).
-    init?(validatingUTF8Bytes bytes: UnsafeRawBufferPointer) {
-        var it = bytes.makeIterator()
-        var out = String.UnicodeScalarView()
-        var decoder = UTF8()
-        loop: while true {
-            switch decoder.decode(&it) {
-            case .scalarValue(let s): out.append(s)
-            case .emptyInput: break loop
-            case .error: return nil
-            }
+    /// Converts the tensor to f32 into `out` (which must hold exactly elementCount values).
+    public func floats(_ name: String, into out: UnsafeMutableBufferPointer<Float>) throws {
+        guard let e = entries[name] else {
+            throw SafeTensorsError(.missingTensor, file: path, tensor: name, "not in this file")
         }
-        self = String(out)
+        guard out.count == e.info.elementCount else {
+            throw SafeTensorsError(.shapeMismatch, file: path, tensor: name, "buffer holds \(out.count) floats, tensor has \(e.info.elementCount)")
+        }
+        FloatConversion.convert(try bytes(name), dtype: e.info.dtype, into: out)
     }
 }

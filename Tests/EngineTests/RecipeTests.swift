@@ -7,7 +7,7 @@ final class RecipeTests: XCTestCase {
     func testExpandsResidualAblationToEveryWriter() throws {
         let r = try recipe(#"{"interventions":[{"op":"ablate","point":"residual","direction":[3,4]}]}"#)
         let res = try r.resolve(hiddenSize: 2, numLayers: 2)
-        XCTAssertEqual(res.map { $0.point }, [.embed, .attnOut(0), .mlpOut(0), .attnOut(1), .mlpOut(1)])
+        XCTAssertEqual(res.map { $0.point }, [.embed, .residMid(0), .residPost(0), .residMid(1), .residPost(1)])
         XCTAssertEqual(res[0].vector, [0.6, 0.8])
     }
 
@@ -21,11 +21,12 @@ final class RecipeTests: XCTestCase {
     }
 
     func testPositions() {
-        XCTAssertTrue(Positions.last.selects(4, promptLength: 5))
-        XCTAssertFalse(Positions.last.selects(5, promptLength: 5))
-        XCTAssertTrue(Positions.generated.selects(5, promptLength: 5))
-        XCTAssertFalse(Positions.prompt.selects(5, promptLength: 5))
-        XCTAssertTrue(Positions.list([0, 2]).selects(2, promptLength: 5))
+        XCTAssertTrue(Positions.last.selects(4, promptLength: 5, callLast: 4))
+        XCTAssertFalse(Positions.last.selects(3, promptLength: 5, callLast: 4))
+        XCTAssertTrue(Positions.last.selects(6, promptLength: 5, callLast: 6))   // a decode step
+        XCTAssertTrue(Positions.generated.selects(5, promptLength: 5, callLast: 5))
+        XCTAssertFalse(Positions.prompt.selects(5, promptLength: 5, callLast: 5))
+        XCTAssertTrue(Positions.list([0, 2]).selects(2, promptLength: 5, callLast: 4))
     }
 
     func testErrorsNameTheEntry() throws {
@@ -48,5 +49,22 @@ final class RecipeTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) does not contain \(expected)")
             }
         }
+    }
+}
+
+final class NPYTests: XCTestCase {
+    func testReadsFloat32VectorFromNpy() throws {
+        // np.save of np.array([1.5, -2, 0.25], dtype=np.float32), header padded to 128 bytes.
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"
+        header += String(repeating: " ", count: 128 - 10 - header.count - 1) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
+        for f: Float in [1.5, -2, 0.25] { withUnsafeBytes(of: f.bitPattern.littleEndian) { bytes += $0 } }
+        let path = NSTemporaryDirectory() + "/npytest-\(getpid()).npy"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertEqual(try NPY.readVector(path: path), [1.5, -2, 0.25])
+        let r = try Recipe(json: try JSONValue.parse(#"{"interventions":[{"op":"add","point":"embed","vector":{"file":"\#(path)"}}]}"#), baseFolder: "/")
+        XCTAssertEqual(try r.resolve(hiddenSize: 3, numLayers: 1)[0].vector, [1.5, -2, 0.25])
+        XCTAssertThrowsError(try r.resolve(hiddenSize: 4, numLayers: 1))
     }
 }

@@ -1,10 +1,16 @@
+// edit-cli inspect MODEL [--json]: what is in a checkpoint (CheckpointSummary: headers and
+// config.json only, nothing is converted).
+
 import Foundation
 import SafeTensors
 
 extension CLI {
     static let inspectHelp = """
     edit-cli inspect MODEL [--json]
-      Show a model's architecture, tensors (name, dtype, shape, shard), parameter count and dtypes.
+      Show a model's architecture (model_type, architectures from config.json), tensors (name,
+      dtype, shape, shard), parameter count, dtype summary and whether embeddings are tied.
+      MODEL is a Hugging Face folder (model.safetensors or shards with model.safetensors.index.json)
+      or a single .safetensors file. --json prints one JSON object to stdout.
       example: edit-cli inspect ./SmolLM2-135M-Instruct --json
     """
 }
@@ -13,13 +19,7 @@ func runInspect(_ args: inout Arguments) throws -> Int32 {
     let model = try args.positional("MODEL")
     let json = args.flag("--json")
     try args.finish()
-    let ckpt = try Checkpoint(directory: model)
-    var params = 0
-    for n in ckpt.tensorNames { params += ckpt.info(n)!.elementCount } // programmer error: names come from the checkpoint
-    if json {
-        print(JSONValue.object([("parameters", .int(params)), ("tensors", .int(ckpt.tensorNames.count))]).serialized())
-    } else {
-        print("tensors: \(ckpt.tensorNames.count)\nparameters: \(params)")
-    }
+    let summary = try CheckpointSummary(path: model)
+    print(json ? summary.json.serialized() : summary.text)
     return 0
 }

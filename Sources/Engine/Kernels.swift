@@ -1,0 +1,139 @@
+// Numeric kernels on raw pointers: BLAS-backed linear layers, norms, activations, RoPE, attention.
+// Everything is f32 row-major. No allocation happens here.
+
+import Foundation
+import COpenBLAS
+
+typealias FPtr = UnsafeMutablePointer<Float>
+typealias CFPtr = UnsafePointer<Float>
+
+enum Kernels {
+    /// y[T, N] = x[T, K] W[N, K]^T (+ b[N]). One row uses sgemv (memory-bound decode), more use sgemm.
+    @inline(__always)
+    static func linear(_ x: CFPtr, rows T: Int, inDim K: Int, _ w: CFPtr, outDim N: Int, bias: CFPtr?, into y: FPtr) {
+        if T == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(K), 1, w, Int32(K), x, 1, 0, y, 1)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(N), Int32(K),
+                        1, x, Int32(K), w, Int32(K), 0, y, Int32(N))
+        }
+        if let b = bias {
+            for t in 0..<T { add(y + t * N, b, N) }
+        }
+    }
+
+    @inline(__always) static func add(_ y: FPtr, _ x: CFPtr, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let a = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: a + b, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { y[i] += x[i]; i += 1 }
+    }
+
+    /// y += a * x
+    @inline(__always) static func axpy(_ a: Float, _ x: CFPtr, _ y: FPtr, _ n: Int) {
+        var i = 0
+        let av = SIMD8<Float>(repeating: a)
+        while i + 8 <= n {
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(av, xv), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { y[i] += a * x[i]; i += 1 }
+    }
+
+    @inline(__always) static func dot(_ a: CFPtr, _ b: CFPtr, _ n: Int) -> Float {
+        var i = 0
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+        while i + 16 <= n {
+            let a0 = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b0 = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            let a1 = UnsafeRawPointer(a + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            let b1 = UnsafeRawPointer(b + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            acc0 = acc0.addingProduct(a0, b0)
+            acc1 = acc1.addingProduct(a1, b1)
+            i += 16
+        }
+        while i + 8 <= n {
+            let a0 = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b0 = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            acc0 = acc0.addingProduct(a0, b0)
+            i += 8
+        }
+        var s = (acc0 + acc1).sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// RMSNorm of each of T rows of n: out = x / sqrt(mean(x^2) + eps) * w (w already 1 + w for Gemma).
+    /// The mean is accumulated in f64 (torch reduces f32 with pairwise sums; both are within an ulp or so).
+    static func rmsNorm(_ x: CFPtr, _ w: CFPtr, _ out: FPtr, rows T: Int, n: Int, eps: Float) {
+        for t in 0..<T {
+            let xr = x + t * n, o = out + t * n
+            var ss: Double = 0
+            for i in 0..<n { let v = Double(xr[i]); ss += v * v }
+            let mean = Float(ss / Double(n))
+            let r = 1 / (mean + eps).squareRoot()
+            for i in 0..<n { o[i] = (xr[i] * r) * w[i] }
+        }
+    }
+
+    /// LayerNorm (biased variance) of each of T rows of n.
+    static func layerNorm(_ x: CFPtr, _ w: CFPtr, _ b: CFPtr?, _ out: FPtr, rows T: Int, n: Int, eps: Float) {
+        for t in 0..<T {
+            let xr = x + t * n, o = out + t * n
+            var s: Double = 0
+            for i in 0..<n { s += Double(xr[i]) }
+            let mean = Float(s / Double(n))
+            var v: Double = 0
+            for i in 0..<n { let d = Double(xr[i] - mean); v += d * d }
+            let r = 1 / (Float(v / Double(n)) + eps).squareRoot()
+            if let b {
+                for i in 0..<n { o[i] = (xr[i] - mean) * r * w[i] + b[i] }
+            } else {
+                for i in 0..<n { o[i] = (xr[i] - mean) * r * w[i] }
+            }
+        }
+    }
+
+    @inline(__always) static func activate(_ a: Activation, _ x: Float) -> Float {
+        switch a {
+        case .silu: return x / (1 + Foundation.exp(-x))
+        case .geluTanh:
+            let c: Float = 0.7978845608028654   // sqrt(2 / pi)
+            return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
+        case .gelu: return 0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
+        }
+    }
+
+    /// Gated: out[t, i] = act(gu[t, i]) * gu[t, I + i]; plain: out[t, i] = act(gu[t, i]).
+    static func mlpActivation(_ a: Activation, gated: Bool, _ gu: CFPtr, _ out: FPtr, rows T: Int, inner I: Int) {
+        if gated {
+            for t in 0..<T {
+                let g = gu + t * 2 * I, o = out + t * I
+                for i in 0..<I { o[i] = activate(a, g[i]) * g[I + i] }
+            }
+        } else {
+            for k in 0..<(T * I) { out[k] = activate(a, gu[k]) }
+        }
+    }
+
+    /// Rotate-half RoPE on `heads` heads of one row: x[i], x[i + d/2] rotated by angle of pair i,
+    /// for the first `rot` dims of each head (cos/sin hold rot/2 values).
+    @inline(__always)
+    static func rope(_ x: FPtr, heads: Int, headDim: Int, rot: Int, cos: CFPtr, sin: CFPtr) {
+        let half = rot / 2
+        for h in 0..<heads {
+            let p = x + h * headDim
+            for i in 0..<half {
+                let x1 = p[i], x2 = p[i + half]
+                p[i] = x1 * cos[i] - x2 * sin[i]
+                p[i + half] = x2 * cos[i] + x1 * sin[i]
+            }
+        }
+    }
+}

@@ -1,0 +1,528 @@
+// Writing safetensors files and Hugging Face checkpoint folders, streaming one tensor at a time.
+//
+// File layout written (byte-identical to Python `safetensors` for the same tensors and metadata):
+//  1. tensors sorted by dtype, widest first (I64, F64, F32, I32, BF16, F16, I16, F8_E4M3, F8_E5M2,
+//     I8, U8, BOOL, the order of huggingface/safetensors `Dtype`), then by name, so every tensor
+//     starts at a multiple of its element size;
+//  2. header: compact JSON, `__metadata__` first (always with "format": "pt"), then the tensors in
+//     that order, padded with spaces to a multiple of 8 bytes;
+//  3. data: the tensors back to back, produced and written one at a time.
+//
+// Checkpoint folders (CheckpointWriter):
+//  4. shards follow huggingface_hub `split_state_dict_into_shards_factory` in the order tensors
+//     were added: a tensor larger than maxShardSize gets a shard of its own; otherwise a new shard
+//     starts when the tensor would push the current one over the limit;
+//  5. one shard is written as `model.safetensors` (no index); several as
+//     `model-00001-of-0000N.safetensors` plus model.safetensors.index.json
+//     ({"metadata": {"total_size": sum of tensor bytes}, "weight_map": {name: shard}}, keys sorted,
+//     2-space indent, as transformers writes it);
+//  6. everything goes to `.<target>.tmp-<pid>` beside the target, each file fsync'd, then the folder
+//     is renamed into place (an existing target, with force, is moved aside first and deleted only
+//     after the rename); the temp folder is removed on error, on abort() and when the writer is
+//     dropped uncommitted;
+//  7. the writer never writes over its inputs: the target may not be, or contain, a source path.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Where a tensor's bytes come from when the writer needs them.
+public enum TensorPayload {
+    /// Bytes inside memory the owner keeps alive until commit (e.g. a mapped source tensor);
+    /// written without a copy.
+    case bytes(UnsafeRawBufferPointer)
+    /// A closure producing the bytes when the tensor is written (after `add`, during `commit`),
+    /// so an edit holds one tensor at a time.
+    case produce(() throws -> [UInt8])
+}
+
+public struct TensorRecord {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]          // [] for a scalar
+    public var source: TensorPayload
+
+    public init(name: String, dtype: DType, shape: [Int], source: TensorPayload) {
+        self.name = name; self.dtype = dtype; self.shape = shape; self.source = source
+    }
+
+    /// f32 values stored as `dtype` (F32, F16, BF16 or F64), encoded when written.
+    public init(name: String, shape: [Int], floats: [Float], as dtype: DType = .F32) {
+        self.init(name: name, dtype: dtype, shape: shape, source: .produce {
+            try floats.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype) }
+        })
+    }
+}
+
+// MARK: - single files
+
+/// Writes one .safetensors file atomically: a temp file `.<name>.tmp-<pid>` beside `path`,
+/// fsync'd, then renamed over `path`. Refuses when `path` is one of `sources`, or exists and
+/// `overwrite` is false.
+public func writeSafeTensors(path: String, tensors: [TensorRecord], metadata: [String: String] = [:],
+                             overwrite: Bool = true, sources: [String] = []) throws {
+    let target = absolutePath(path)
+    let parent = (target as NSString).deletingLastPathComponent
+    let base = (target as NSString).lastPathComponent
+    try checkNotSource(target: target, sources: sources)
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+        throw SafeTensorsError(.io, file: target, "parent folder \(parent) does not exist")
+    }
+    if FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
+        if isDir.boolValue { throw SafeTensorsError(.targetExists, file: target, "is a folder, expected a file path") }
+        if !overwrite { throw SafeTensorsError(.targetExists, file: target, "already exists (use --force to replace it)") }
+    }
+    let plan = try SafeTensorsLayout(tensors, metadata: metadata, file: target)
+    let temp = (parent as NSString).appendingPathComponent(".\(base).tmp-\(getpid())")
+    unlink(temp)
+    do {
+        try plan.write(to: temp, displayName: target)
+        guard rename(temp, target) == 0 else { throw posixError(target, "cannot rename \(temp) into place") }
+        try fsyncDirectory(parent)
+    } catch {
+        unlink(temp)
+        throw error
+    }
+}
+
+// MARK: - checkpoint folders
+
+public final class CheckpointWriter {
+    public let target: String            // absolute path of the output folder
+    public let temporaryDirectory: String
+    public let force: Bool
+    public let maxShardSize: Int?
+    public let metadata: [String: String]
+    public let sources: [String]
+    /// After commit: the safetensors files written (file names inside the target), in shard order.
+    public private(set) var shardFileNames: [String] = []
+
+    private enum State { case open, committed, aborted }
+    private var state = State.open
+    private var records: [TensorRecord] = []
+    private var names = Set<String>()
+    private var extraFiles = Set<String>()
+
+    public init(target: String, force: Bool = false, maxShardSize: Int? = nil,
+                metadata: [String: String] = [:], sources: [String] = []) throws {
+        self.target = absolutePath(target)
+        self.force = force
+        self.metadata = metadata
+        self.sources = sources
+        if let m = maxShardSize, m <= 0 {
+            throw SafeTensorsError(.invalidTensor, file: self.target, "max shard size must be positive, found \(m)")
+        }
+        self.maxShardSize = maxShardSize
+        let parent = (self.target as NSString).deletingLastPathComponent
+        let base = (self.target as NSString).lastPathComponent
+        temporaryDirectory = (parent as NSString).appendingPathComponent(".\(base).tmp-\(getpid())")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw SafeTensorsError(.io, file: self.target, "parent folder \(parent) does not exist")
+        }
+        try checkTarget()
+        guard ActiveTemporaries.claim(temporaryDirectory) else {
+            state = .aborted
+            throw SafeTensorsError(.targetExists, file: self.target, "another writer of this process is already writing it")
+        }
+        try? FileManager.default.removeItem(atPath: temporaryDirectory) // left by a dead process that had our pid
+        guard mkdir(temporaryDirectory, 0o755) == 0 else {
+            let err = posixError(temporaryDirectory, "cannot create the temporary folder")
+            ActiveTemporaries.release(temporaryDirectory)
+            state = .aborted
+            throw err
+        }
+    }
+
+    deinit { if state == .open { removeTemporary() } }
+
+    /// Called after each tensor is written during commit (name, 1-based count, total), e.g. to
+    /// show progress on stderr.
+    public var onTensorWritten: ((_ name: String, _ done: Int, _ total: Int) -> Void)?
+
+    /// Queues a tensor; its bytes are read or produced during commit(). Names must be unique.
+    public func add(_ record: TensorRecord) throws {
+        try requireOpen()
+        try validate(record, file: target)
+        guard names.insert(record.name).inserted else {
+            throw SafeTensorsError(.invalidTensor, file: target, tensor: record.name, "added twice")
+        }
+        records.append(record)
+    }
+
+    public func add(_ records: [TensorRecord]) throws {
+        for r in records { try add(r) }
+    }
+
+    /// Writes a non-tensor file (config.json, steering_recipe.json...) into the output folder now.
+    public func addFile(name: String, contents: [UInt8]) throws {
+        try requireOpen()
+        let path = try extraFilePath(name)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError(path, "cannot create") }
+        defer { close(fd) }
+        try contents.withUnsafeBytes { try writeAll(fd, $0, path) }
+        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+    }
+
+    /// Copies a file (tokenizer.json, generation_config.json...) into the output folder now.
+    public func copyFile(from source: String, as name: String) throws {
+        try requireOpen()
+        let path = try extraFilePath(name)
+        let inFD = open(source, O_RDONLY | O_CLOEXEC)
+        guard inFD >= 0 else { throw posixError(source, "cannot open") }
+        defer { close(inFD) }
+        let outFD = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard outFD >= 0 else { throw posixError(path, "cannot create") }
+        defer { close(outFD) }
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(inFD, buffer.baseAddress, chunk)
+            if n < 0 { if errno == EINTR { continue }; throw posixError(source, "cannot read") }
+            if n == 0 { break }
+            try writeAll(outFD, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), path)
+        }
+        guard fsync(outFD) == 0 else { throw posixError(path, "cannot fsync") }
+    }
+
+    /// Writes the shards (and the index), then renames the folder into place. On error the
+    /// temporary folder is removed and the target is left as it was.
+    public func commit() throws {
+        try requireOpen()
+        do {
+            try writeShards()
+            try fsyncDirectory(temporaryDirectory)
+            try checkTarget()
+            try moveIntoPlace()
+            ActiveTemporaries.release(temporaryDirectory)
+            state = .committed
+        } catch {
+            abort()
+            throw error
+        }
+    }
+
+    /// Drops everything written so far (the target is untouched). Safe to call more than once.
+    public func abort() {
+        if state == .open { removeTemporary() }
+        if state != .committed { state = .aborted }
+    }
+
+    /// Parses a shard size as transformers/huggingface_hub do: "5GB" (10^9), "500MB", "2GiB" (2^30),
+    /// "100KB", or a plain number of bytes. Nil when malformed or not positive.
+    public static func parseSize(_ text: String) -> Int? {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10),
+                                         ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
+        let upper = s.uppercased()
+        var number = upper, scale = 1.0
+        for (u, f) in units where upper.hasSuffix(u) {
+            number = String(upper.dropLast(u.count)).trimmingCharacters(in: .whitespaces); scale = f; break
+        }
+        guard let v = Double(number), v.isFinite, v > 0 else { return nil }
+        let bytes = (v * scale).rounded(.down)
+        guard bytes >= 1, bytes < 0x1p62 else { return nil }
+        return Int(bytes)
+    }
+
+    /// Shard assignment (rule 4): indices into `sizes`, grouped by shard.
+    public static func planShards(sizes: [Int], maxShardSize: Int?) -> [[Int]] {
+        guard let limit = maxShardSize else { return sizes.isEmpty ? [[]] : [Array(sizes.indices)] }
+        var shards: [[Int]] = []
+        var current: [Int] = []
+        var currentSize = 0
+        for (k, size) in sizes.enumerated() {
+            if size > limit { shards.append([k]); continue }
+            if currentSize + size > limit && !current.isEmpty {
+                shards.append(current); current = []; currentSize = 0
+            }
+            current.append(k); currentSize += size
+        }
+        if !current.isEmpty || shards.isEmpty { shards.append(current) }
+        return shards
+    }
+
+    // MARK: internals
+
+    private func requireOpen() throws {
+        guard state == .open else {
+            throw SafeTensorsError(.io, file: target, state == .committed ? "writer already committed" : "writer was aborted")
+        }
+    }
+
+    private func removeTemporary() {
+        try? FileManager.default.removeItem(atPath: temporaryDirectory)
+        ActiveTemporaries.release(temporaryDirectory)
+    }
+
+    private func checkTarget() throws {
+        try checkNotSource(target: target, sources: sources)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
+            guard force else {
+                throw SafeTensorsError(.targetExists, file: target, "already exists (use --force to replace it)")
+            }
+            guard isDir.boolValue else {
+                throw SafeTensorsError(.targetExists, file: target, "exists and is not a folder; refusing to replace it")
+            }
+        }
+    }
+
+    private func extraFilePath(_ name: String) throws -> String {
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.contains("\0") else {
+            throw SafeTensorsError(.io, file: target, "'\(name)' is not a plain file name")
+        }
+        guard !isReservedName(name) else {
+            throw SafeTensorsError(.io, file: target, "'\(name)' is written by the checkpoint writer itself")
+        }
+        guard extraFiles.insert(name).inserted else {
+            throw SafeTensorsError(.io, file: target, "file '\(name)' added twice")
+        }
+        return (temporaryDirectory as NSString).appendingPathComponent(name)
+    }
+
+    private func isReservedName(_ name: String) -> Bool {
+        if name == "model.safetensors" || name == "model.safetensors.index.json" { return true }
+        return name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-")
+    }
+
+    private func writeShards() throws {
+        let sizes = records.map { DType.checkedByteCount(shape: $0.shape, dtype: $0.dtype) ?? 0 } // validated in add
+        let plan = Self.planShards(sizes: sizes, maxShardSize: maxShardSize)
+        let n = plan.count
+        var weightMap: [(String, JSONValue)] = []
+        var fileNames: [String] = []
+        var done = 0
+        for (k, members) in plan.enumerated() {
+            let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
+            let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: metadata,
+                                               file: (target as NSString).appendingPathComponent(name))
+            try layout.write(to: (temporaryDirectory as NSString).appendingPathComponent(name),
+                             displayName: (target as NSString).appendingPathComponent(name)) { tensor in
+                done += 1
+                self.onTensorWritten?(tensor, done, self.records.count)
+            }
+            for m in members { weightMap.append((records[m].name, .string(name))) }
+            fileNames.append(name)
+        }
+        if n > 1 {
+            weightMap.sort { $0.0 < $1.0 }
+            let total = sizes.reduce(0, +)
+            let index = JSONValue.object([
+                ("metadata", .object([("total_size", .int(total))])),
+                ("weight_map", .object(weightMap)),
+            ])
+            try addFileUnchecked("model.safetensors.index.json", Array((index.serialized(pretty: true) + "\n").utf8))
+        }
+        shardFileNames = fileNames
+    }
+
+    private func addFileUnchecked(_ name: String, _ contents: [UInt8]) throws {
+        let path = (temporaryDirectory as NSString).appendingPathComponent(name)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError(path, "cannot create") }
+        defer { close(fd) }
+        try contents.withUnsafeBytes { try writeAll(fd, $0, path) }
+        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+    }
+
+    private func moveIntoPlace() throws {
+        let parent = (target as NSString).deletingLastPathComponent
+        if FileManager.default.fileExists(atPath: target) {
+            // force (checked by checkTarget): move the old folder aside, put the new one in place,
+            // and delete the old one only once the new one is there.
+            let old = (parent as NSString).appendingPathComponent(".\((target as NSString).lastPathComponent).old-\(getpid())")
+            try? FileManager.default.removeItem(atPath: old)
+            guard rename(target, old) == 0 else { throw posixError(target, "cannot move the existing folder aside") }
+            guard rename(temporaryDirectory, target) == 0 else {
+                let err = posixError(target, "cannot rename \(temporaryDirectory) into place")
+                _ = rename(old, target)
+                throw err
+            }
+            try? FileManager.default.removeItem(atPath: old)
+        } else {
+            guard rename(temporaryDirectory, target) == 0 else {
+                throw posixError(target, "cannot rename \(temporaryDirectory) into place")
+            }
+        }
+        try fsyncDirectory(parent)
+    }
+}
+
+/// Temporary folders being written by live CheckpointWriters of this process (two writers to the
+/// same target would share `.<target>.tmp-<pid>`).
+enum ActiveTemporaries {
+    nonisolated(unsafe) private static var paths = Set<String>()
+    private static let lock = NSLock()
+    static func claim(_ p: String) -> Bool { lock.lock(); defer { lock.unlock() }; return paths.insert(p).inserted }
+    static func release(_ p: String) { lock.lock(); defer { lock.unlock() }; paths.remove(p) }
+}
+
+// MARK: - one file's layout and writing
+
+/// The header and tensor order of one safetensors file (rules 1-2), validated.
+struct SafeTensorsLayout {
+    var ordered: [TensorRecord]
+    var header: [UInt8]        // padded JSON
+    var file: String
+
+    init(_ tensors: [TensorRecord], metadata: [String: String], file: String) throws {
+        self.file = file
+        var seen = Set<String>()
+        for t in tensors {
+            try validate(t, file: file)
+            guard seen.insert(t.name).inserted else {
+                throw SafeTensorsError(.invalidTensor, file: file, tensor: t.name, "added twice")
+            }
+        }
+        ordered = tensors.sorted {
+            let (a, b) = (dtypeRank($0.dtype), dtypeRank($1.dtype))
+            return a != b ? a > b : $0.name < $1.name
+        }
+        var meta: [(String, JSONValue)] = [("format", .string("pt"))]
+        for k in metadata.keys.sorted() where k != "format" { meta.append((k, .string(metadata[k]!))) } // programmer error: key from keys
+        var pairs: [(String, JSONValue)] = [("__metadata__", .object(meta))]
+        var offset = 0
+        for t in ordered {
+            let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated above
+            let (end, o) = offset.addingReportingOverflow(size)
+            guard !o else { throw SafeTensorsError(.overflow, file: file, tensor: t.name, "data offsets overflow") }
+            pairs.append((t.name, .object([
+                ("dtype", .string(t.dtype.rawValue)),
+                ("shape", .array(t.shape.map { .int($0) })),
+                ("data_offsets", .array([.int(offset), .int(end)])),
+            ])))
+            offset = end
+        }
+        var h = Array(JSONValue.object(pairs).serialized().utf8)
+        h.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - h.count % 8) % 8))
+        guard h.count <= SafeTensorsFile.headerLimit else {
+            throw SafeTensorsError(.headerTooLarge, file: file, "header would be \(h.count) bytes, over the limit of \(SafeTensorsFile.headerLimit)")
+        }
+        header = h
+    }
+
+    /// Writes header then tensors (each produced only now) to a new file at `path`, fsync'd.
+    func write(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError(path, "cannot create") }
+        var ok = false
+        defer { close(fd); if !ok { unlink(path) } }
+        var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
+        prefix += header
+        try prefix.withUnsafeBytes { try writeAll(fd, $0, path) }
+        for t in ordered {
+            let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
+            switch t.source {
+            case .bytes(let b):
+                try writeAll(fd, UnsafeRawBufferPointer(rebasing: b[0..<size]), path)
+            case .produce(let make):
+                let bytes = try make()
+                guard bytes.count == size else {
+                    throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the producer gave \(bytes.count)")
+                }
+                try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
+            }
+            written(t.name)
+        }
+        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+        ok = true
+    }
+}
+
+/// Position in huggingface/safetensors' `Dtype` declaration order; the writer sorts widest first.
+func dtypeRank(_ d: DType) -> Int {
+    switch d {
+    case .BOOL: return 0
+    case .U8: return 4
+    case .I8: return 5
+    case .F8_E5M2: return 6
+    case .F8_E4M3: return 7
+    case .I16: return 9
+    case .F16: return 11
+    case .BF16: return 12
+    case .I32: return 13
+    case .F32: return 15
+    case .F64: return 17
+    case .I64: return 18
+    }
+}
+
+func validate(_ t: TensorRecord, file: String) throws {
+    guard !t.name.isEmpty, t.name != "__metadata__" else {
+        throw SafeTensorsError(.invalidTensor, file: file, tensor: t.name, "is not a valid tensor name")
+    }
+    guard t.shape.allSatisfy({ $0 >= 0 }) else {
+        throw SafeTensorsError(.invalidTensor, file: file, tensor: t.name, "shape \(t.shape) has a negative dimension")
+    }
+    guard let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) else {
+        throw SafeTensorsError(.overflow, file: file, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) overflows the byte count")
+    }
+    if case .bytes(let b) = t.source, b.count != size {
+        throw SafeTensorsError(.invalidTensor, file: file, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the source buffer has \(b.count)")
+    }
+}
+
+// MARK: - POSIX helpers
+
+func absolutePath(_ p: String) -> String {
+    let abs = p.hasPrefix("/") ? p : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(p)
+    return (abs as NSString).standardizingPath
+}
+
+/// realpath of the longest existing prefix, plus the rest: compares paths through symlinks.
+func resolvedPath(_ p: String) -> String {
+    var path = absolutePath(p)
+    var rest: [String] = []
+    while path != "/" {
+        if let r = realpath(path, nil) {
+            defer { free(r) }
+            var s = String(cString: r)
+            for c in rest.reversed() { s = (s as NSString).appendingPathComponent(c) }
+            return s
+        }
+        rest.append((path as NSString).lastPathComponent)
+        path = (path as NSString).deletingLastPathComponent
+    }
+    return "/" + rest.reversed().joined(separator: "/")
+}
+
+/// Rule 7: the target may not be a source, nor contain one (replacing it would delete the source).
+func checkNotSource(target: String, sources: [String]) throws {
+    let t = resolvedPath(target)
+    for s in sources {
+        let r = resolvedPath(s)
+        if r == t || r.hasPrefix(t == "/" ? "/" : t + "/") {
+            throw SafeTensorsError(.overwritesSource, file: target, "would overwrite the input \(s); choose another output path")
+        }
+    }
+}
+
+func posixError(_ file: String, _ what: String) -> SafeTensorsError {
+    SafeTensorsError(.io, file: file, "\(what): \(String(cString: strerror(errno)))")
+}
+
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30)) // programmer error: non-empty
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw posixError(path, "cannot write")
+        }
+        done += n
+    }
+}
+
+func fsyncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw posixError(path, "cannot open folder to fsync") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync folder") }
+}
