@@ -14,7 +14,7 @@ public enum WriterLayout: Sendable, Equatable {
     case columns
 }
 
-public enum Family: String, Sendable {
+public enum WriterFamily: String, Sendable {
     case llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, gpt2
 
     /// Post-norm blocks: the writer output is normalised before the residual add.
@@ -34,7 +34,7 @@ public enum BiasSlot: Sendable, Equatable {
 }
 
 public struct ModelArchitecture: Sendable {
-    public var family: Family
+    public var family: WriterFamily
     public var modelType: String          // as in config.json
     public var hiddenSize: Int            // e.g. 576
     public var numLayers: Int             // e.g. 30
@@ -118,7 +118,7 @@ public struct ModelArchitecture: Sendable {
     public func biasSlot(attention: Bool, names: Set<String>, asLlama: Bool) -> BiasSlot {
         let bias = attention ? attnOut(0).bias : mlpOut(0).bias
         if names.contains(bias) { return .present }
-        let fam: Family = asLlama ? .llama : family
+        let fam: WriterFamily = asLlama ? .llama : family
         switch (fam, attention) {
         case (.gpt2, _): return .present
         case (.llama, true): return .configFlag(key: "attention_bias", siblings: ["q_proj", "k_proj", "v_proj", "o_proj"])

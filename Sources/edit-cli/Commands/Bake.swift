@@ -22,19 +22,6 @@ extension CLI {
     """
 }
 
-/// "5GB", "500MB", "2GiB", "1000000" -> bytes.
-func parseByteSize(_ s: String) throws -> Int {
-    let units: [(String, Double)] = [("KIB", 1024), ("MIB", 1_048_576), ("GIB", 1_073_741_824), ("TIB", 1_099_511_627_776),
-                                     ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("K", 1e3), ("M", 1e6), ("G", 1e9), ("B", 1)]
-    let u = s.uppercased().trimmingCharacters(in: .whitespaces)
-    for (suffix, mult) in units where u.hasSuffix(suffix) {
-        if let v = Double(u.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v > 0 { return Int(v * mult) }
-        break
-    }
-    if let v = Int(u), v > 0 { return v }
-    throw UsageError("bake: --max-shard-size expects a size like 5GB, 500MB or 2GiB, found '\(s)'")
-}
-
 func runBake(_ args: inout Arguments) throws -> Int32 {
     let recipe = try args.required("--recipe")
     let out = try args.required("--out")
@@ -43,7 +30,10 @@ func runBake(_ args: inout Arguments) throws -> Int32 {
         guard let t = OutputDType(rawValue: d) else { throw UsageError("bake: --dtype expects keep, f32, bf16 or f16, found '\(d)'") }
         options.dtype = t
     }
-    if let m = try args.option("--max-shard-size") { options.maxShardSize = try parseByteSize(m) }
+    if let m = try args.option("--max-shard-size") {
+        guard let v = CheckpointWriter.parseSize(m) else { throw UsageError("bake: --max-shard-size expects a size like 5GB, 500MB or 2GiB, found '\(m)'") }
+        options.maxShardSize = v
+    }
     options.force = args.flag("--force")
     options.approximate = args.flag("--approximate")
     let model = try args.positional("MODEL")
