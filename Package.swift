@@ -25,5 +25,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors"]),
         .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors"]),
+        // Mutation sweeps over every parser of user files, and crash/kill tests of the writers.
+        .testTarget(name: "ReliabilityTests", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
     ]
 )

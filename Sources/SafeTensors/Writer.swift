@@ -49,7 +49,9 @@ public struct TensorRecord {
         self.name = name; self.dtype = dtype; self.shape = shape; self.source = source
     }
 
-    /// f32 values stored as `dtype` (F32, F16, BF16 or F64), encoded when written.
+    /// f32 values stored as `dtype` (F32, F16, BF16 or F64), encoded when written. The array is
+    /// held until commit: fine for vectors and edited tensors, while untouched weights of a big
+    /// model should be `.bytes` views of the mapped source (or a `.produce` that computes late).
     public init(name: String, shape: [Int], floats: [Float], as dtype: DType = .F32) {
         self.init(name: name, dtype: dtype, shape: shape, source: .produce {
             try floats.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype) }

@@ -15,11 +15,11 @@ final class SummaryTests: XCTestCase {
         // 16x8 + 3x(8x8 + 8x16 + 8) + 20x16 + 8 + 1 + 3 + 0 + 16x8
         XCTAssertEqual(s.parameters, 128 + 3 * (64 + 128 + 8) + 320 + 8 + 1 + 3 + 0 + 128)
         XCTAssertEqual(s.totalBytes, 3723)  // index total_size written by huggingface_hub
-        XCTAssertEqual(s.dtypes.first?.dtype, .F32)
+        XCTAssertEqual(s.dtypes.first?.dtype, "F32")
         XCTAssertEqual(s.dtypes.map { $0.tensors }.reduce(0, +), 16)
-        let names = s.tensors.map { $0.info.name }
+        let names = s.tensors.map { $0.name }
         XCTAssertLessThan(names.firstIndex(of: "model.layers.1.mlp.down_proj.weight")!, names.firstIndex(of: "model.layers.2.input_layernorm.weight")!)
-        XCTAssertEqual(s.tensors.first { $0.info.name == "model.big" }?.shard, "model-00003-of-00004.safetensors")
+        XCTAssertEqual(s.tensors.first { $0.name == "model.big" }?.shard, "model-00003-of-00004.safetensors")
         let j = s.json
         XCTAssertEqual(j["tensor_count"]?.intValue, 16)
         XCTAssertEqual(j["tied_embeddings"], .bool(false))
@@ -50,8 +50,23 @@ final class SummaryTests: XCTestCase {
         XCTAssertThrowsError(try CheckpointSummary(path: m)) { e in
             XCTAssertTrue("\(e)".hasPrefix(m + "/config.json: not valid JSON"), "\(e)")
         }
-        XCTAssertThrowsError(try CheckpointSummary(path: dir + "/model.gguf")) { XCTAssertEqual(($0 as? SafeTensorsError)?.kind, .unsupported) }
+        XCTAssertThrowsError(try CheckpointSummary(path: dir + "/model.gguf"))
         XCTAssertThrowsError(try CheckpointSummary(path: dir + "/missing")) { XCTAssertEqual(($0 as? SafeTensorsError)?.kind, .io) }
+    }
+
+    /// Counts from gguf-py (GGUFReader) on the same file: 21 tensors, 97856 elements.
+    func testGGUFFile() throws {
+        let root = (fixturesDir() as NSString).deletingLastPathComponent
+        let s = try CheckpointSummary(path: root + "/gguf/tiny_llama.gguf")
+        XCTAssertEqual(s.format, "gguf")
+        XCTAssertEqual(s.modelType, "llama")
+        XCTAssertEqual(s.tensors.count, 21)
+        XCTAssertEqual(s.parameters, 97856)
+        let embd = try XCTUnwrap(s.tensors.first { $0.name == "token_embd.weight" })
+        XCTAssertEqual(embd.dtype, "Q8_0")
+        XCTAssertEqual(embd.shape, [282, 64])
+        XCTAssertEqual(s.tiedEmbeddings, false, "output.weight present")
+        XCTAssertEqual(s.metadata["general.architecture"], "llama")
     }
 
     func testNaturalOrder() {
