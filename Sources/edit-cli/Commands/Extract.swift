@@ -59,9 +59,9 @@ func runExtract(_ args: inout Arguments) throws -> Int32 {
     guard let method = ExtractOptions.Method(rawValue: methodArg) else { throw UsageError("extract: --method expects mean-diff or pca, found '\(methodArg)'") }
     guard let position = ExtractOptions.Position(rawValue: positionArg) else { throw UsageError("extract: --position expects last or mean, found '\(positionArg)'") }
 
-    let model = try EngineCLI.loadModel(modelPath)
+    let (folder, model) = try EngineCLI.loadModel(modelPath)
     let layers = try parseLayers(layersArg, numLayers: model.config.numLayers)
-    let tok = try Tokenizer(directory: modelPath)
+    let tok = try Tokenizer(directory: folder)
     let pos = try PromptFile.encode(try PromptFile.load(posPath), tokenizer: tok, chat: chat)
     let neg = try PromptFile.encode(try PromptFile.load(negPath), tokenizer: tok, chat: chat)
     let r = try Extractor.extract(model: model, positive: pos, negative: neg,
