@@ -4,6 +4,8 @@ import Foundation
 import SafeTensors
 
 final class ControlVectorTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     /// llama.cpp adds direction.N to the output of block N (llama_adapter_cvec::apply puts file slot
     /// N at tensors[N]; build_cvec(cur, il) adds tensors[il] after block il's residual add).
     func testLayerMappingIsResidPostSameIndexAndBlockZeroIsUnreachable() {

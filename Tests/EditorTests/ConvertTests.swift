@@ -6,10 +6,19 @@ import SafeTensors
 let convertFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures/gguf").path
 
+/// Temporary folders made by the current test; removed by `removeTempDirs()` in tearDown.
+nonisolated(unsafe) var tempDirs: [String] = []
+
 func freshTempDir() throws -> String {
     let d = FileManager.default.temporaryDirectory.appendingPathComponent("convert-tests-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    tempDirs.append(d)
     return d
+}
+
+func removeTempDirs() {
+    for d in tempDirs { try? FileManager.default.removeItem(atPath: d) }
+    tempDirs = []
 }
 
 func readJSON(_ path: String) throws -> JSONValue {
@@ -19,6 +28,8 @@ func readJSON(_ path: String) throws -> JSONValue {
 /// The expected values in fixtures/gguf/NAME.expected were written by transformers' own GGUF loader
 /// (make_convert_fixtures.py): its state dict, config and tokenizer for the same tiny GGUF.
 final class ConvertTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     func convertFixture(_ name: String) throws -> (out: String, report: ConvertReport) {
         let out = try freshTempDir() + "/hf"
         let report = try GGUFConverter.convert(gguf: "\(convertFixtures)/\(name).gguf", to: out)
@@ -189,6 +200,8 @@ final class ConvertTests: XCTestCase {
 }
 
 final class ConvertSourceTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     func testHFSourceServesConvertedTensorsWithoutWriting() throws {
         let src = try GGUFHFSource(path: "\(convertFixtures)/tiny_llama.gguf")
         let want = try SafeTensorsFile(path: "\(convertFixtures)/tiny_llama.expected/model.safetensors")

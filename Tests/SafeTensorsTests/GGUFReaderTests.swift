@@ -11,10 +11,18 @@ func tempFile(_ bytes: [UInt8], name: String = "t.gguf") throws -> String {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let p = dir.appendingPathComponent(name).path
     try Data(bytes).write(to: URL(fileURLWithPath: p))
+    ggufTempDirs.append(dir.path)
     return p
 }
 
+nonisolated(unsafe) var ggufTempDirs: [String] = []
+
 final class GGUFReaderTests: XCTestCase {
+    override func tearDown() {
+        for d in ggufTempDirs { try? FileManager.default.removeItem(atPath: d) }
+        ggufTempDirs = []
+    }
+
     // MARK: against gguf-py
 
     func testMetadataOfEveryValueType() throws {
