@@ -10,10 +10,11 @@
 // 4. continuing_subword_prefix: symbols after the first carry the prefix; a merge of (a, b) makes
 //    a + b-without-prefix.
 
+import Foundation
 import StrictJSON
 
 final class BPEModel {
-    let vocab: [String: Int]
+    let vocab: ExactStringMap<Int>
     let idToToken: [Int: String]
     /// (left id << 32 | right id) -> (rank, merged id)
     let merges: MergeTable
@@ -29,13 +30,13 @@ final class BPEModel {
     /// byte -> id of "<0xXX>" (when byte_fallback)
     let byteTokenIds: [Int?]
 
-    private var cache: [String: [Int]] = [:]
+    private var cache = ExactStringMap<[Int]>()
     private let cacheLimit = 200_000
 
     init(_ v: JSONValue, _ r: JSONReader) throws {
         let entry = "model 'BPE'"
         guard let pairs = v["vocab"]?.objectPairs else { throw r.fail("\(entry): 'vocab' must be an object") }
-        var vocab: [String: Int] = [:]
+        var vocab = ExactStringMap<Int>()
         vocab.reserveCapacity(pairs.count)
         var rev: [Int: String] = [:]
         rev.reserveCapacity(pairs.count)
@@ -92,7 +93,7 @@ final class BPEModel {
         self.merges = merges
         var sids: [UInt32: Int32] = [:]
         var low = [Int32](repeating: -1, count: 0x3000)
-        for (tok, id) in vocab {
+        for (tok, id) in vocab.pairs {
             var it = tok.unicodeScalars.makeIterator()
             if let u = it.next(), it.next() == nil {
                 sids[u.value] = Int32(id)
@@ -103,13 +104,24 @@ final class BPEModel {
         lowScalarIds = low
     }
 
+    /// The word cache is shared, so a Tokenizer may be used from several threads.
+    private let cacheLock = NSLock()
+
     func tokenize(_ word: String, into out: inout [Int]) {
         if word.isEmpty { return }
-        if word.utf8.count <= 256, let hit = cache[word] { out.append(contentsOf: hit); return }
+        let cacheable = word.utf8.count <= 256
+        if cacheable {
+            cacheLock.lock()
+            let hit = cache[word]
+            cacheLock.unlock()
+            if let h = hit { out.append(contentsOf: h); return }
+        }
         let ids = compute(word)
-        if word.utf8.count <= 256 {
-            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+        if cacheable {
+            cacheLock.lock()
+            if cache.count >= cacheLimit { cache.removeAll() }
             cache[word] = ids
+            cacheLock.unlock()
         }
         out.append(contentsOf: ids)
     }

@@ -293,7 +293,56 @@ struct SplitPreTokenizer: PreTokenizer {
     let splitter: RegexSplitter
     let behavior: SplitBehavior
     let invert: Bool
-    func split(_ pieces: [Piece]) -> [Piece] { splitPieces(pieces, splitter, behavior, invert: invert) }
+    var dropUnmatched = false
+    func split(_ pieces: [Piece]) -> [Piece] {
+        // Whitespace keeps only the matches: that is Split with the matches inverted into "removed" gaps
+        if dropUnmatched { return splitPieces(pieces, splitter, .removed, invert: true) }
+        return splitPieces(pieces, splitter, behavior, invert: invert)
+    }
+}
+
+/// \w+|[^\w\s]+ (Rust regex \w: Alphabetic, marks, decimal digits Nd, connector punctuation,
+/// Join_Control; "²" (No) is not a word character).
+struct WordSplitter: RegexSplitter {
+    static func isWord(_ v: UInt32) -> Bool {
+        if v < 0x80 { return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x5F }
+        guard let u = Unicode.Scalar(v) else { return false }
+        let p = u.properties
+        if p.isAlphabetic { return true }
+        switch p.generalCategory {
+        case .decimalNumber, .nonspacingMark, .spacingMark, .enclosingMark, .connectorPunctuation: return true
+        default: return p.isJoinControl
+        }
+    }
+    func matches(_ s: [UInt32]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < s.count {
+            if CharClass.of(s[i]) == CharClass.space { i += 1; continue }
+            let w = Self.isWord(s[i])
+            var e = i + 1
+            while e < s.count && CharClass.of(s[e]) != CharClass.space && Self.isWord(s[e]) == w { e += 1 }
+            out.append(i..<e)
+            i = e
+        }
+        return out
+    }
+}
+
+/// Runs of whitespace (WhitespaceSplit removes them).
+struct WhitespaceRunSplitter: RegexSplitter {
+    func matches(_ s: [UInt32]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < s.count {
+            guard CharClass.of(s[i]) == CharClass.space else { i += 1; continue }
+            var e = i + 1
+            while e < s.count && CharClass.of(s[e]) == CharClass.space { e += 1 }
+            out.append(i..<e)
+            i = e
+        }
+        return out
+    }
 }
 
 enum PrependScheme: String { case first, always, never }
@@ -384,6 +433,11 @@ func makePreTokenizer(_ v: JSONValue?, _ r: JSONReader) throws -> PreTokenizer? 
         return MetaspacePreTokenizer(replacement: ch, prependScheme: scheme, splitWords: try r.optBool(v, "split", in: entry) ?? true)
     case "Digits":
         return DigitsPreTokenizer(individual: try r.optBool(v, "individual_digits", in: entry) ?? false)
+    case "Whitespace":
+        // \w+|[^\w\s]+ , each match a piece, the rest (whitespace) removed
+        return SplitPreTokenizer(splitter: WordSplitter(), behavior: .isolated, invert: false, dropUnmatched: true)
+    case "WhitespaceSplit":
+        return SplitPreTokenizer(splitter: WhitespaceRunSplitter(), behavior: .removed, invert: false, dropUnmatched: false)
     case "Sequence":
         let items = try r.array(v, "pretokenizers", in: entry)
         return SequencePreTokenizer(items: try items.compactMap { try makePreTokenizer($0, r) })

@@ -21,7 +21,7 @@ public final class Tokenizer {
 
     /// id -> token string for every id (model vocabulary and added tokens)
     private let idToTokenTable: [Int: String]
-    private let tokenToIdTable: [String: Int]
+    private let tokenToIdTable: ExactStringMap<Int>
     private let specialIds: Set<Int>
 
     public var bosTokenId: Int?
@@ -219,8 +219,13 @@ public final class Tokenizer {
         var vars: [String: JinjaValue] = [:]
         for (k, v) in specialTokenStrings { vars[k] = .string(v) }
         vars["add_generation_prompt"] = .bool(addGenerationPrompt)
+        // transformers passes tools=None and documents=None when there are none
+        vars["tools"] = JinjaValue.none
+        vars["documents"] = JinjaValue.none
+        // role and content first (the order Python dicts of messages usually have), then the rest
+        func rank(_ k: String) -> Int { k == "role" ? 0 : (k == "content" ? 1 : 2) }
         vars["messages"] = .array(messages.map { m in
-            .dict(m.sorted { $0.key < $1.key }.map { ($0.key, JinjaValue.string($0.value)) })
+            .dict(m.sorted { (rank($0.key), $0.key) < (rank($1.key), $1.key) }.map { ($0.key, JinjaValue.string($0.value)) })
         })
         return try t.render(vars)
     }

@@ -82,6 +82,7 @@ final class GoldenTests: XCTestCase {
     func testSentencePieceStyle() throws { try checkFixture("spstyle") }
     func testMetaspace() throws { try checkFixture("metaspace") }
     func testMetaspaceAlways() throws { try checkFixture("metaspace_always") }
+    func testContinuingSubwordPrefix() throws { try checkFixture("prefixstyle") }
 
     /// Streaming decode emits exactly decode(ids) in total, and never a partial character.
     func testStreamingDecoderMatchesDecode() throws {
@@ -126,6 +127,23 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(sd2.finish(), "\u{FFFD}\u{FFFD}\u{FFFD}")
     }
 
+    /// Swift's String == treats "é" and "e\u{301}" as equal; the vocabulary and the word cache must not.
+    func testCanonicallyEquivalentWordsStayDistinct() throws {
+        for name in ["smollm2", "prefixstyle"] {
+            let tok = try Tokenizer(directory: Fixtures.dir(name)) // fresh: empty word cache
+            let decomposed = tok.encode("e\u{301}", addSpecialTokens: false)
+            let composed = tok.encode("\u{E9}", addSpecialTokens: false)
+            XCTAssertNotEqual(decomposed, composed, name)
+            if name == "smollm2" {
+                XCTAssertEqual(Array(tok.decode(composed).utf8), Array("\u{E9}".utf8), "byte-exact round trip")
+                XCTAssertEqual(Array(tok.decode(decomposed).utf8), Array("e\u{301}".utf8), "byte-exact round trip")
+            }
+        }
+        let p = try Fixtures.tokenizer("prefixstyle")
+        XCTAssertNotNil(p.tokenToId("\u{E9}"))
+        XCTAssertNil(p.tokenToId("e\u{301}"), "lookups compare code points, not canonical equivalence")
+    }
+
     func testSpecialIdsAndLookups() throws {
         let tok = try Fixtures.tokenizer("smollm2")
         XCTAssertEqual(tok.tokenToId("<|im_start|>"), 1)
@@ -140,5 +158,26 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(sp.bosTokenId, sp.tokenToId("<s>"))
         XCTAssertEqual(sp.encode("").first, sp.bosTokenId, "TemplateProcessing adds BOS")
         XCTAssertEqual(sp.encode("", addSpecialTokens: false), [])
+    }
+}
+
+final class ConcurrencyTests: XCTestCase {
+    /// The shared word cache is locked: concurrent encodes give the single-threaded result.
+    func testConcurrentEncodes() throws {
+        let tok = try Tokenizer(directory: Fixtures.dir("smollm2"))
+        let g = try Fixtures.json("smollm2/goldens.json")
+        let cases = try XCTUnwrap(g["cases"]?.arrayValue).compactMap { c -> (String, [Int])? in
+            guard let t = c["text"]?.stringValue, let ids = c["ids"]?.intArray else { return nil }
+            return (t, ids)
+        }
+        let lock = NSLock()
+        var mismatches = 0
+        DispatchQueue.concurrentPerform(iterations: 8) { k in
+            for (t, ids) in cases.shuffled() where tok.encode(t) != ids {
+                lock.lock(); mismatches += 1; lock.unlock()
+            }
+            _ = k
+        }
+        XCTAssertEqual(mismatches, 0)
     }
 }
