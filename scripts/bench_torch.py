@@ -11,7 +11,11 @@ KV cache. Best of --runs after a warm-up. Pinned: torch 2.15.0, transformers 5.2
 
 import argparse
 import json
+import os
 import time
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -40,7 +44,7 @@ def main():
         t1 = time.perf_counter()
         cache = out.past_key_values
         for _ in range(a.decode_tokens):
-            out = model(input_ids=nxt.view(1, 1), past_key_values=cache, use_cache=True)
+            out = model(input_ids=nxt.view(1, 1), cache=cache, use_cache=True)
             cache = out.past_key_values
             nxt = out.logits[0, -1].argmax()
         t2 = time.perf_counter()

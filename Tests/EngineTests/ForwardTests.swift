@@ -145,6 +145,16 @@ final class ForwardTests: XCTestCase {
         XCTAssertNotEqual(a, c, "different seeds gave identical 16-token samples")
     }
 
+    /// A nucleus so small it holds only the most probable token is greedy decoding.
+    func testTinyTopPIsGreedy() throws {
+        let (m, ref) = try load("qwen3")
+        let tokens = try ref.ints("tokens")
+        let want = try ref.ints("greedy.tokens")
+        let got = try m.generate(prompt: tokens, maxTokens: want.count, sampling: Sampling(temperature: 0.7, topP: 1e-6, seed: 9),
+                                 stopTokens: [], onToken: { _ in true })
+        XCTAssertEqual(got, want)
+    }
+
     /// Logits of a prefix computed through the KV cache equal a fresh full forward (cache consistency).
     func testIncrementalMatchesFullForward() throws {
         let (m, ref) = try load("gemma3")
