@@ -97,28 +97,33 @@ public enum Verifier {
         report.approximate = approximate
 
         log("loading \(original)")
-        let hookedModel = try LanguageModel.load(path: original)
-        let interventions = try recipe.resolve(hiddenSize: hookedModel.config.hiddenSize, numLayers: hookedModel.config.numLayers)
         var want: [[Float]] = []
         var wantGreedy: [[Int]] = []
-        for p in prompts {
-            want.append(try hookedModel.logits(tokens: p, interventions: interventions).logits)
-            wantGreedy.append(try greedy(hookedModel, p, interventions, options.greedyTokens))
+        let vocab: Int
+        do {   // the hooked original, released before the edited model loads
+            let hookedModel = try LanguageModel.load(path: original)
+            vocab = hookedModel.config.vocabSize
+            let interventions = try recipe.resolve(hiddenSize: hookedModel.config.hiddenSize, numLayers: hookedModel.config.numLayers)
+            for p in prompts {
+                want.append(try hookedModel.logits(tokens: p, interventions: interventions).logits)
+                wantGreedy.append(try greedy(hookedModel, p, interventions, options.greedyTokens))
+            }
         }
         log("loading \(edited)")
-        let editedModel = try LanguageModel.load(path: edited)
-        guard editedModel.config.vocabSize == hookedModel.config.vocabSize else {
-            throw EditError.badInput("\(edited): vocab_size \(editedModel.config.vocabSize) differs from the original's \(hookedModel.config.vocabSize)")
-        }
-        let vocab = hookedModel.config.vocabSize
-        for (k, p) in prompts.enumerated() {
-            let got = try editedModel.logits(tokens: p).logits
-            let g = try greedy(editedModel, p, [], options.greedyTokens)
-            var c = compare(want[k], got, tokens: p.count, vocab: vocab)
-            c.greedyTokens = wantGreedy[k].count
-            c.greedyCommonPrefix = zip(wantGreedy[k], g).prefix { $0.0 == $0.1 }.count
-            report.prompts.append(c)
-            report.maxAbsLogit = max(report.maxAbsLogit, Double(want[k].lazy.map { abs($0) }.max() ?? 0))
+        do {
+            let editedModel = try LanguageModel.load(path: edited)
+            guard editedModel.config.vocabSize == vocab else {
+                throw EditError.badInput("\(edited): vocab_size \(editedModel.config.vocabSize) differs from the original's \(vocab)")
+            }
+            for (k, p) in prompts.enumerated() {
+                let got = try editedModel.logits(tokens: p).logits
+                let g = try greedy(editedModel, p, [], options.greedyTokens)
+                var c = compare(want[k], got, tokens: p.count, vocab: vocab)
+                c.greedyTokens = wantGreedy[k].count
+                c.greedyCommonPrefix = zip(wantGreedy[k], g).prefix { $0.0 == $0.1 }.count
+                report.prompts.append(c)
+                report.maxAbsLogit = max(report.maxAbsLogit, Double(want[k].lazy.map { abs($0) }.max() ?? 0))
+            }
         }
 
         if options.measureFloor {
@@ -141,15 +146,18 @@ public enum Verifier {
         log("measuring the \(dtype.rawValue) rounding floor")
         let exact = try FoldedModel(model: original, recipe: recipe, outputDType: nil, approximate: approximate)
         let config = try ModelConfig.resolve(json: exact.config, file: "config.json (folded)", directory: original)
-        let exactModel = try LanguageModel(config: config, weights: exact)
+        // One model in memory at a time: exact logits first, then the rounded model.
+        let exactLogits: [[Float]] = try {
+            let m = try LanguageModel(config: config, weights: exact)
+            return try prompts.map { try m.logits(tokens: $0).logits }
+        }()
         let rounded = try FoldedModel(model: original, recipe: recipe, outputDType: nil, approximate: approximate)
         rounded.roundThrough = dtype
         let roundedModel = try LanguageModel(config: config, weights: rounded)
         var floor = 0.0
-        for p in prompts {
-            let a = try exactModel.logits(tokens: p).logits
+        for (k, p) in prompts.enumerated() {
             let b = try roundedModel.logits(tokens: p).logits
-            for i in a.indices { floor = max(floor, Double(abs(a[i] - b[i]))) }
+            for i in b.indices { floor = max(floor, Double(abs(exactLogits[k][i] - b[i]))) }
         }
         return floor
     }

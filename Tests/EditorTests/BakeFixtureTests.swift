@@ -203,4 +203,48 @@ final class BakeFixtureTests: XCTestCase {
         XCTAssertGreaterThan(v.maxAbsDiff, 0)
         print("gemma2 approximate residual ablation: max |diff| \(v.maxAbsDiff), mean KL \(v.meanKL), top-1 \(v.top1Agreement), passed \(v.passed)")
     }
+
+    /// Recipes that only fail in combination, and config-dependent refusals.
+    func testCombinationRefusals() throws {
+        let dir = EditorFixtures.tempDir("combo")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func vec(_ k: Int) -> String { "[" + (0..<64).map { $0 == k ? "1" : ($0 == k + 1 ? "0.5" : "0") }.joined(separator: ",") + "]" }
+        func bake(_ model: String, _ json: String, approximate: Bool = false) -> String {
+            let path = dir + "/r.json"
+            try? json.write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                try Baker.bake(model: model, recipePath: path, out: dir + "/out", options: BakeOptions(force: true, approximate: approximate))
+                return "baked"
+            } catch { return "\(error)" }
+        }
+        let llama = EditorFixtures.model("llama")
+        // Residual ablations along non-orthogonal directions (e3 + 0.5 e4 vs e4 + 0.5 e5).
+        XCTAssertTrue(bake(llama, """
+            {"interventions": [{"op": "ablate", "point": "residual", "direction": \(vec(3))},
+                               {"op": "ablate", "point": "residual", "direction": \(vec(4))}]}
+            """).contains("non-orthogonal"))
+        // An add after the residual ablation with a component along it; the same add first folds.
+        XCTAssertTrue(bake(llama, """
+            {"interventions": [{"op": "ablate", "point": "residual", "direction": \(vec(3))},
+                               {"op": "add", "point": "resid_post", "layer": 0, "vector": \(vec(4))}]}
+            """).contains("put the residual ablation last"))
+        XCTAssertEqual(bake(llama, """
+            {"interventions": [{"op": "add", "point": "resid_post", "layer": 0, "vector": \(vec(4))},
+                               {"op": "ablate", "point": "residual", "direction": \(vec(3))}]}
+            """), "baked")
+        // Mistral with an active sliding window cannot become Llama for a bias slot, unless --approximate.
+        let mistral = dir + "/mistral"
+        try FileManager.default.createDirectory(atPath: mistral, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: EditorFixtures.model("mistral") + "/model.safetensors", toPath: mistral + "/model.safetensors")
+        let cfg = String(decoding: FileManager.default.contents(atPath: EditorFixtures.model("mistral") + "/config.json")!, as: UTF8.self)
+            .replacingOccurrences(of: "\"sliding_window\": null", with: "\"sliding_window\": 8")
+        try cfg.write(toFile: mistral + "/config.json", atomically: true, encoding: .utf8)
+        let add = """
+            {"interventions": [{"op": "add", "point": "attn_out", "layer": 0, "vector": \(vec(3))}]}
+            """
+        XCTAssertTrue(bake(mistral, add).contains("sliding_window 8"))
+        XCTAssertEqual(bake(mistral, add, approximate: true), "baked")
+        // The source is never the output.
+        XCTAssertThrowsError(try Baker.bake(model: llama, recipePath: EditorFixtures.recipe("llama", "add_embed"), out: llama, options: BakeOptions(force: true)))
+    }
 }
