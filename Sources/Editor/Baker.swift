@@ -56,12 +56,14 @@ public enum Baker {
     public static let recipeFile = "steering_recipe.json"
     public static let vectorsFile = "steering_vectors.safetensors"
 
+    @discardableResult
     public static func bake(model: String, recipePath: String, out: String, options: BakeOptions,
                             log: (String) -> Void = { _ in }) throws -> BakeReport {
         let recipe = try Recipe.load(path: recipePath)
         return try bake(model: model, recipe: recipe, out: out, options: options, log: log)
     }
 
+    @discardableResult
     public static func bake(model: String, recipe: Recipe, out: String, options: BakeOptions,
                             log: (String) -> Void = { _ in }) throws -> BakeReport {
         let fm = FileManager.default
