@@ -19,6 +19,7 @@ extension CLI {
       positions other than "all", ablate at "residual" with strength != 1, adds at mlp_out or
       resid_post on Qwen3/Gemma (no MLP bias slot), and Gemma2/Gemma3 post-norm writers unless
       --approximate (ablation then projects against g*r; verify reports the deviation).
+      example: edit-cli bake ./SmolLM2-135M-Instruct --recipe joyful.recipe.json --out ./SmolLM2-joyful
     """
 }
 
@@ -36,8 +37,10 @@ func runBake(_ args: inout Arguments) throws -> Int32 {
     }
     options.force = args.flag("--force")
     options.approximate = args.flag("--approximate")
-    let model = try args.positional("MODEL")
+    let modelArg = try args.positional("MODEL")
     try args.finish()
+    // A .gguf is baked from its (cached) conversion to a Hugging Face folder.
+    let model = try GGUFModelCache.resolveModelPath(modelArg, progress: { Progress.say($0) })
     let report = try Baker.bake(model: model, recipePath: recipe, out: out, options: options, log: Progress.say)
     print("baked \(out): \(report.edited.count) tensors edited, \(report.added.count) added, \(report.shards) shard(s)")
     for line in report.summary { print("  recipe: \(line)") }

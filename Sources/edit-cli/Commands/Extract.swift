@@ -20,6 +20,7 @@ extension CLI {
       --report     per-layer JSON: Cohen's d of the projections, leave-one-pair-out sign accuracy,
                    |v| relative to the mean residual norm (also printed as a table)
       --plot       PNG line chart of effect size (blue, scaled) and accuracy (orange, 0..1) per layer
+      example: edit-cli extract ./SmolLM2-135M-Instruct --positive joyful.txt --negative gloomy.txt --out vectors.safetensors --report report.json --plot layers.png
     """
 }
 

@@ -20,6 +20,7 @@ extension CLI {
     Exit 0 when equivalent within tolerance, 1 when not, 2 on bad input. Weight-space edits
     (ablate-weights) have no hooked twin: the report is their distance from the original and the
     exit code is 0 unless --atol is given and exceeded.
+      example: edit-cli verify ./SmolLM2-135M-Instruct ./SmolLM2-joyful --prompts prompts.txt --json
     """
 }
 
@@ -31,12 +32,13 @@ func runVerify(_ args: inout Arguments) throws -> Int32 {
     let atol = try args.double("--atol")
     let greedyTokens = try args.int("--greedy-tokens") ?? 16
     let json = args.flag("--json")
-    let original = try args.positional("ORIGINAL")
+    let originalArg = try args.positional("ORIGINAL")
     let edited = try args.positional("EDITED")
     try args.finish()
     if let a = atol, a < 0 { throw UsageError("verify: --atol must be >= 0, found \(a)") }
     guard greedyTokens >= 0 else { throw UsageError("verify: --greedy-tokens must be >= 0") }
 
+    let original = try GGUFModelCache.resolveModelPath(originalArg, progress: { Progress.say($0) })
     let recipePath = recipeArg ?? (edited as NSString).appendingPathComponent(Baker.recipeFile)
     guard FileManager.default.fileExists(atPath: recipePath) else {
         throw UsageError("verify: \(recipePath) not found (give --recipe R; bake writes steering_recipe.json into EDITED)")
