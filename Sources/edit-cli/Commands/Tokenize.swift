@@ -1,4 +1,5 @@
 import Foundation
+import Editor
 import StrictJSON
 import Tokenizers
 
@@ -9,31 +10,32 @@ extension CLI {
     Prints the token ids of TEXT, space separated, as the model's tokenizer.json encodes it
     (with the post-processor's special tokens, e.g. BOS).
 
-      MODEL      a model folder with tokenizer.json (tokenizer_config.json for BOS/EOS and the chat template)
+      MODEL      a model folder with tokenizer.json (tokenizer_config.json for BOS/EOS and the chat
+                 template), or a .gguf file (its tokenizer is rebuilt once into the cache)
       --text     the text to encode
       --chat     wrap TEXT as one user message with the chat template (generation prompt added);
                  the rendered template already holds its special tokens, so none are added again
       --json     print {"ids": [...], "pieces": [...], "text": ...} instead; pieces are the
                  tokenizer's token strings (e.g. "Ġworld")
+      example: edit-cli tokenize ./SmolLM2-135M-Instruct --text "Hello world" --chat --json
     """
 }
 
 func runTokenize(_ args: inout Arguments) throws -> Int32 {
-    let model = try args.positional("MODEL")
+    let modelArg = try args.positional("MODEL")
     let text = try args.required("--text")
     let chat = args.flag("--chat")
     let json = args.flag("--json")
     try args.finish()
 
     var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else {
-        throw UsageError("tokenize: \(model): no such file or folder")
+    guard FileManager.default.fileExists(atPath: modelArg, isDirectory: &isDir) else {
+        throw UsageError("tokenize: \(modelArg): no such file or folder")
     }
-    guard isDir.boolValue else {
-        if model.hasSuffix(".gguf") {
-            throw UsageError("tokenize: \(model): reading the tokenizer from a .gguf file is not supported yet; convert it first (edit-cli convert MODEL.gguf --out DIR) and pass the folder")
-        }
-        throw UsageError("tokenize: \(model): expected a model folder with tokenizer.json")
+    // A .gguf's tokenizer comes from its (cached) conversion to a Hugging Face folder.
+    let model = try GGUFModelCache.resolveModelPath(modelArg, progress: { Progress.say($0) })
+    guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue else {
+        throw UsageError("tokenize: \(modelArg): expected a model folder with tokenizer.json or a .gguf file")
     }
     let tok = try Tokenizer(directory: model)
     var input = text
