@@ -9,6 +9,11 @@ import XCTest
 final class ConvertedModelTests: XCTestCase {
     func testConvertedSmolLM2TokenizerMatchesFixture() throws {
         guard let dir = ProcessInfo.processInfo.environment["SMOLLM2_HF"] else {
+            // CI fetches the model (.ci/run): there, a missing model is a failure, not a skip.
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("SMOLLM2_HF is not set under CI: .ci/run should have fetched the SmolLM2 GGUF")
+                return
+            }
             throw XCTSkip("SMOLLM2_HF is not set (scripts/test sets it when the SmolLM2 GGUF is cached)")
         }
         let converted = try Tokenizer(directory: dir)
