@@ -69,4 +69,18 @@ final class LibraryExampleTests: XCTestCase {
         XCTAssertLessThan(zip(plain, wantPlain).map { abs($0 - $1) }.max() ?? .infinity, 1e-4)
         XCTAssertGreaterThan(zip(steered, plain).map { abs($0 - $1) }.max() ?? 0, 1e-2, "the recipe changes the logits")
     }
+
+    /// docs/library.md shows both example functions verbatim.
+    func testDocsShowTheseExamples() throws {
+        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let doc = try String(contentsOfFile: URL(fileURLWithPath: Self.fixtures).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/library.md").path, encoding: .utf8)
+        for name in ["bake", "hooks"] {
+            let begin = "// docs example: \(name) (begin)\n", end = "// docs example: \(name) (end)\n"
+            let a = try XCTUnwrap(source.range(of: begin), name), b = try XCTUnwrap(source.range(of: end), name)
+            let code = String(source[a.upperBound..<b.lowerBound])
+            XCTAssertGreaterThan(code.count, 200, name)
+            XCTAssertTrue(doc.contains(code), "docs/library.md no longer shows the \(name) example of LibraryExampleTests.swift verbatim")
+        }
+    }
 }
