@@ -1,6 +1,6 @@
 // A 5x7 bitmap font for the PNG charts: printable ASCII (32...126), one glyph per entry, rows top
 // to bottom separated by "|", "#" = ink. Lowercase sits on rows 2-6; descenders (g j p q y) take
-// rows 5-6. Glyphs advance 6 cells (one blank column). Drawn at integer scales
+// the last row or two. Glyphs advance 6 cells (one blank column). Drawn at integer scales
 // only, so text stays crisp.
 
 public enum BitmapFont {
@@ -105,8 +105,8 @@ public enum BitmapFont {
         ".....|.....|##.#.|#.#.#|#.#.#|#...#|#...#",   // m
         ".....|.....|#.##.|##..#|#...#|#...#|#...#",   // n
         ".....|.....|.###.|#...#|#...#|#...#|.###.",   // o
-        ".....|.....|####.|#...#|####.|#....|#....",   // p
-        ".....|.....|.##.#|#..##|.####|....#|....#",   // q
+        ".....|.....|####.|#...#|#...#|####.|#....",   // p
+        ".....|.....|.####|#...#|#...#|.####|....#",   // q
         ".....|.....|#.##.|##..#|#....|#....|#....",   // r
         ".....|.....|.###.|#....|.###.|....#|####.",   // s
         ".#...|.#...|###..|.#...|.#...|.#..#|..##.",   // t

@@ -156,7 +156,7 @@ public enum PNG {
 
         // Plot area: room for the rotated axis labels, tick labels and the x-axis text.
         let left = 8 + lineH + 10 + leftW + 8
-        let right = width - (8 + lineH + 10 + rightW + 8)
+        let right = width - (8 + lineH + 10 + rightW + 12)
         let top = y0 + lineH + 16
         let bottom = height - (8 + lineH + 10 + lineH + 8)
         guard right > left + 10, bottom > top + 10 else { return img }
@@ -178,7 +178,7 @@ public enum PNG {
         for (t, label) in zip(c.right.ticks, rightLabels) {
             let y = yOf(t, c.right.range)
             img.line(right, y, right + 4, y, axis)
-            img.text(label, x: right + 8, y: y - lineH / 2, scale: s, color: ink)
+            img.text(label, x: right + 12, y: y - lineH / 2, scale: s, color: ink)
         }
         img.line(left, top, left, bottom, axis)
         img.line(right, top, right, bottom, axis)
