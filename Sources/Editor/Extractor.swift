@@ -194,14 +194,40 @@ public enum Extractor {
         return safeTensorsBytes(tensors, metadata: meta)
     }
 
-    /// Effect size (blue, scaled to its max) and accuracy (orange, 0..1) per layer.
-    public static func plot(_ r: ExtractResult) throws -> [UInt8] {
-        let d = r.reports.map(\.effectSize)
-        let dmax = max(d.filter(\.isFinite).map(abs).max() ?? 1, 1e-9)
-        let img = PNG.lineChart(series: [
-            (d, (31, 119, 180), -0.0...dmax),
-            (r.reports.map(\.accuracy), (255, 127, 14), 0...1),
-        ])
-        return try PNG.encode(img)
+    /// Line chart per layer: effect size (Cohen's d, blue, left axis) and leave-one-pair-out sign
+    /// accuracy (orange, right axis 0..1), titled with the model's name (the last path component of
+    /// `model`, without ".gguf"); the best layer (highest d, then highest accuracy) is marked.
+    public static func plot(_ r: ExtractResult, model: String = "") throws -> [UInt8] {
+        let d = r.reports.map(\.effectSize), acc = r.reports.map(\.accuracy)
+        let finite = d.filter(\.isFinite)
+        let nice = PNG.niceTicks(min(finite.min() ?? 0, 0), max(finite.max() ?? 1, 1e-9), count: 5)
+        let digits = max(0, -Int(floor(log10(nice.step))))
+        var best: Int?
+        for (j, rep) in r.reports.enumerated() where rep.effectSize.isFinite {
+            if let b = best {
+                let o = r.reports[b]
+                if rep.effectSize > o.effectSize || (rep.effectSize == o.effectSize && rep.accuracy > o.accuracy) { best = j }
+            } else { best = j }
+        }
+        var name = (model as NSString).lastPathComponent
+        if name.lowercased().hasSuffix(".gguf") { name = String(name.dropLast(5)) }
+        let layers = r.reports.map(\.layer)
+        let consecutive = zip(layers, layers.dropFirst()).allSatisfy { $1 == $0 + 1 }
+        let chart = LineChart(
+            title: "Steering vector separation per layer" + (name.isEmpty ? "" : ": \(name)"),
+            xTitle: "layer", xLabels: layers.map(String.init),
+            xLabelAt: { j, every in consecutive ? layers[j] % every == 0 : j % every == 0 },
+            left: ChartAxis(label: "effect size (Cohen's d)", range: nice.range, ticks: nice.ticks,
+                            format: { String(format: "%.\(digits)f", $0) }),
+            right: ChartAxis(label: "sign accuracy", range: 0...1, ticks: [0, 0.5, 1],
+                             format: { $0 == 0.5 ? "0.5" : String(format: "%.0f", $0) }),
+            series: [
+                ChartSeries(name: "effect size (Cohen's d)", values: d, color: (31, 119, 180), axis: .left),
+                ChartSeries(name: "sign accuracy", values: acc, color: (255, 127, 14), axis: .right),
+            ],
+            marker: best.map { b in
+                (b, String(format: "best: layer %d (d %.2f)", r.reports[b].layer, r.reports[b].effectSize))
+            })
+        return try PNG.encode(PNG.lineChart(chart))
     }
 }
