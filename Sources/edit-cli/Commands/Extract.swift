@@ -19,7 +19,8 @@ extension CLI {
       --out        tensors "resid_post.<L>" (F32), metadata: model, method, position, counts
       --report     per-layer JSON: Cohen's d of the projections, leave-one-pair-out sign accuracy,
                    |v| relative to the mean residual norm (also printed as a table)
-      --plot       PNG line chart of effect size (blue, scaled) and accuracy (orange, 0..1) per layer
+      --plot       PNG chart per layer: effect size (Cohen's d, left axis), sign accuracy (right
+                   axis, 0..1), best layer marked
       example: edit-cli extract ./SmolLM2-135M-Instruct --positive joyful.txt --negative gloomy.txt --out vectors.safetensors --report report.json --plot layers.png
     """
 }
@@ -73,7 +74,7 @@ func runExtract(_ args: inout Arguments) throws -> Int32 {
         print(String(format: "%5d   %15.3f   %8.3f   %11.4f", l.layer, l.effectSize, l.accuracy, l.relativeNorm))
     }
     if let reportPath { try writeSafeTensorsBytes(Array((r.reportJSON.serialized(pretty: true) + "\n").utf8), to: reportPath) }
-    if let plotPath { try writeSafeTensorsBytes(try Extractor.plot(r), to: plotPath) }
+    if let plotPath { try writeSafeTensorsBytes(try Extractor.plot(r, model: modelPath), to: plotPath) }
     print("wrote \(out) (\(layers.count) vectors, \(pos.count) positive / \(neg.count) negative prompts)")
     return 0
 }
