@@ -36,7 +36,7 @@ final class BPEModel {
         var rev: [Int: String] = [:]
         rev.reserveCapacity(pairs.count)
         for (tok, idv) in pairs {
-            guard let id = idv.intValue, id >= 0 else { throw r.fail("\(entry): vocab entry '\(tok)' has id \(describe(idv)), expected a non-negative integer") }
+            guard let id = idv.intValue, id >= 0, id < Int(Int32.max) else { throw r.fail("\(entry): vocab entry '\(tok)' has id \(describe(idv)), expected an integer in 0..<2^31") }
             vocab[tok] = id
             rev[id] = tok
         }
@@ -122,6 +122,7 @@ final class BPEModel {
             }
         }
         if syms.count < 2 { return syms }
+        if syms.count > mergeScanLimit { return mergeWithHeap(syms) }
         // Merge loop: lowest rank first, leftmost on ties.
         while true {
             var bestRank = Int32.max, bestAt = -1, bestId: Int32 = 0
@@ -138,5 +139,81 @@ final class BPEModel {
             if syms.count < 2 { break }
         }
         return syms
+    }
+
+    /// Words longer than this many symbols merge through a heap (O(n log n)); the scan above is
+    /// O(n^2) and would take hours on a million-letter word. Same result: lowest rank first, and
+    /// on ties the leftmost pair, i.e. the one whose left symbol started earliest in the word.
+    var mergeScanLimit = 64
+
+    private struct Candidate: Comparable {
+        var rank: Int32, pos: Int32, left: Int32, right: Int32, merged: Int32
+        static func < (a: Candidate, b: Candidate) -> Bool { (a.rank, a.pos) < (b.rank, b.pos) }
+    }
+
+    private func mergeWithHeap(_ initial: [Int]) -> [Int] {
+        var ids = initial.map { Int32(truncatingIfNeeded: $0) }   // ids < 2^31: vocab ids are checked on load
+        let n = ids.count
+        var next = (0..<n).map { Int32($0 + 1) }                 // n marks the end
+        var prev = (0..<n).map { Int32($0 - 1) }                 // -1 marks the start
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap<Candidate>()
+        func push(_ p: Int32) {
+            let q = next[Int(p)]
+            guard q < n else { return }
+            let a = ids[Int(p)], b = ids[Int(q)]
+            if let m = merges[UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))] {
+                heap.push(Candidate(rank: m.rank, pos: p, left: a, right: b, merged: m.id))
+            }
+        }
+        for p in 0..<(n - 1) { push(Int32(p)) }
+        while let c = heap.pop() {
+            let p = Int(c.pos)
+            // Stale entries: the left symbol was merged away or changed, or its right neighbour changed.
+            guard alive[p], ids[p] == c.left else { continue }
+            let q = Int(next[p])
+            guard q < n, ids[q] == c.right else { continue }
+            ids[p] = c.merged
+            alive[q] = false
+            let r = next[q]
+            next[p] = r
+            if r < n { prev[Int(r)] = Int32(p) }
+            if prev[p] >= 0 { push(prev[p]) }
+            push(Int32(p))
+        }
+        var out: [Int] = []
+        var p = 0
+        while p < n { out.append(Int(ids[p])); p = Int(next[p]) }
+        return out
+    }
+}
+
+/// A binary min-heap (the standard library has none).
+struct MinHeap<T: Comparable> {
+    private var items: [T] = []
+    mutating func push(_ x: T) {
+        items.append(x)
+        var k = items.count - 1
+        while k > 0 {
+            let parent = (k - 1) / 2
+            if items[k] < items[parent] { items.swapAt(k, parent); k = parent } else { break }
+        }
+    }
+    mutating func pop() -> T? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var k = 0
+            while true {
+                let l = 2 * k + 1, r = l + 1
+                var m = k
+                if l < items.count && items[l] < items[m] { m = l }
+                if r < items.count && items[r] < items[m] { m = r }
+                if m == k { break }
+                items.swapAt(k, m); k = m
+            }
+        }
+        return top
     }
 }
