@@ -131,29 +131,11 @@ public enum ControlVectors {
     @discardableResult
     public static func importFile(gguf path: String, to out: String) throws -> Imported {
         let imp = try read(gguf: path)
-        var meta: [(String, String)] = [("format", "pt"), ("source", "llama.cpp control vector: direction.N -> resid_post.N"),
-                                        ("control_vector", (path as NSString).lastPathComponent)]
-        if let h = imp.modelHint { meta.append(("model_hint", h)) }
-        try writeSafetensorsFile(out, tensors: imp.vectors.map { ("resid_post.\($0.layer)", [$0.values.count], $0.values) }, metadata: meta)
+        var meta: [String: String] = ["source": "llama.cpp control vector: direction.N -> resid_post.N",
+                                      "control_vector": (path as NSString).lastPathComponent]
+        if let h = imp.modelHint { meta["model_hint"] = h }
+        try writeSafeTensors(path: out, tensors: imp.vectors.map { TensorRecord(name: "resid_post.\($0.layer)", shape: [$0.values.count], floats: $0.values) },
+                             metadata: meta, sources: [path])
         return imp
-    }
-}
-
-/// A small f32 safetensors file written atomically (temp file beside it, then renamed).
-func writeSafetensorsFile(_ path: String, tensors: [(String, [Int], [Float])], metadata: [(String, String)]) throws {
-    var header: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
-    var offset = 0
-    for (name, shape, values) in tensors {
-        precondition(shape.reduce(1, *) == values.count, "programmer error: shape and values disagree")
-        header.append((name, .object([("dtype", .string("F32")), ("shape", .array(shape.map { .int($0) })),
-                                      ("data_offsets", .array([.int(offset), .int(offset + 4 * values.count)]))])))
-        offset += 4 * values.count
-    }
-    var text = Array(JSONValue.object(header).serialized().utf8)
-    while text.count % 8 != 0 { text.append(UInt8(ascii: " ")) }
-    var bytes = withUnsafeBytes(of: UInt64(text.count).littleEndian) { [UInt8]($0) } + text
-    for (_, _, values) in tensors { values.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-    do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw ControlVectorError(file: path, "cannot write: \(error.localizedDescription)")
     }
 }

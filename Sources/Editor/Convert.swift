@@ -59,29 +59,54 @@ public enum GGUFConverter {
         let start = Date()
         let f = try GGUFFile(path: ggufPath)
         let plan = try makePlan(f)
-        let tok = try GGUFTokenizerBuilder.build(f, architecture: plan.architecture, contextLength: plan.contextLength)
+        // The tokenizer files are serialized right away so the (large) JSON trees are freed before
+        // the tensors are written.
+        var tokenizerSummary = ""
+        var tokenizerFiles: [(String, [UInt8])] = []
+        do {
+            let tok = try GGUFTokenizerBuilder.build(f, architecture: plan.architecture, contextLength: plan.contextLength)
+            tokenizerSummary = tok.summary
+            tokenizerFiles = [("tokenizer.json", Array((tok.tokenizerJSON.serialized(pretty: false) + "\n").utf8)),
+                              ("tokenizer_config.json", Array((tok.tokenizerConfig.serialized(pretty: true) + "\n").utf8))]
+        }
         // Check every tensor can be dequantized before any work starts.
         for t in plan.tensors {
             guard let info = f.tensorInfo(t.gguf), info.type.canDequantize else {
                 throw ConvertError(.unsupported, file: ggufPath, "tensor '\(t.gguf)': ggml type \(f.tensorInfo(t.gguf)?.type.name ?? "?") cannot be dequantized by this build")
             }
         }
-        let entries = plan.tensors.map { ShardPlanEntry(name: $0.hf, shape: $0.shape) }
         let source = GGUFHFSource(file: f, plan: plan)
-        let files = try withAtomicOutputFolder(outDir, force: options.force) { tmp -> [String] in
-            let written = try writeF32Shards(dir: tmp, entries: entries, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes) { k, out in
-                progress?("converting \(plan.tensors[k].gguf) -> \(plan.tensors[k].hf)")
-                try source.fill(k, into: out)
+        // Streaming, atomic output: SafeTensors' CheckpointWriter calls each producer during
+        // commit, so one dequantized tensor is in memory at a time.
+        let writer = try CheckpointWriter(target: outDir, force: options.force, maxShardSize: options.maxShardBytes,
+                                          sources: [URL(fileURLWithPath: ggufPath).standardizedFileURL.path])
+        if let progress { writer.onTensorWritten = { name, done, total in progress("\(done)/\(total) \(name)") } }
+        do {
+            for (k, t) in plan.tensors.enumerated() {
+                let count = t.shape.reduce(1, *)
+                try writer.add(TensorRecord(name: t.hf, dtype: .F32, shape: t.shape, source: .produce {
+                    var bytes = [UInt8](repeating: 0, count: count * 4)
+                    try bytes.withUnsafeMutableBytes { raw in
+                        try source.fill(k, into: UnsafeMutableBufferPointer(start: raw.baseAddress!.bindMemory(to: Float.self, capacity: count), count: count)) // programmer error: count > 0 checked in the plan
+                    }
+                    return bytes
+                }))
             }
-            try writeText(plan.config.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("config.json"))
-            try writeText(plan.generationConfig.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("generation_config.json"))
-            try writeText(tok.tokenizerJSON.serialized(pretty: false) + "\n", to: (tmp as NSString).appendingPathComponent("tokenizer.json"))
-            try writeText(tok.tokenizerConfig.serialized(pretty: true) + "\n", to: (tmp as NSString).appendingPathComponent("tokenizer_config.json"))
-            return written + ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+            try writer.addFile(name: "config.json", contents: Array((plan.config.serialized(pretty: true) + "\n").utf8))
+            try writer.addFile(name: "generation_config.json", contents: Array((plan.generationConfig.serialized(pretty: true) + "\n").utf8))
+            for (name, bytes) in tokenizerFiles { try writer.addFile(name: name, contents: bytes) }
+            tokenizerFiles = []
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
         }
+        var files = writer.shardFileNames
+        if files.count > 1 { files.append("model.safetensors.index.json") }
+        files += ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
         return ConvertReport(architecture: plan.architecture, modelType: plan.modelType, tensorCount: plan.tensors.count,
                              parameterCount: plan.tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }, files: files,
-                             tokenizer: tok.summary, seconds: Date().timeIntervalSince(start))
+                             tokenizer: tokenizerSummary, seconds: Date().timeIntervalSince(start))
     }
 
     /// Inverse of llama.cpp's Q/K permutation on the rows of a row-major [rows, cols] tensor
@@ -102,6 +127,42 @@ public enum GGUFConverter {
                 }
             }
         }
+    }
+
+    /// llama.cpp stores Llama 3.x rope scaling as per-frequency divisors (`rope_freqs.weight`, one
+    /// per rotary pair) computed by convert_hf_to_gguf.py from (factor, low_freq_factor,
+    /// high_freq_factor, original_max_position_embeddings): with freq_i = theta^(-2i/dim) and
+    /// wavelen = 2 pi / freq_i, the divisor is 1 when wavelen < orig/high, factor when
+    /// wavelen > orig/low, else 1 / ((1 - s)/factor + s) with s = (orig/wavelen - low)/(high - low).
+    /// We recover the parameters: factor is the largest divisor; the others are searched among the
+    /// values Llama 3.x uses and accepted only when they reproduce every stored divisor.
+    static func inferLlama3RopeScaling(_ stored: [Float], theta: Double, dim: Int, file: String) throws -> JSONValue {
+        guard stored.count == dim / 2, let factor = stored.max().map(Double.init), factor >= 1 else {
+            throw ConvertError(.unsupported, file: file, "tensor 'rope_freqs.weight': \(stored.count) values for head_dim \(dim), or no factor >= 1")
+        }
+        for orig in [8192.0, 4096, 2048, 16384, 32768, 131072] {
+            for low in [1.0, 2, 0.5] {
+                for high in [4.0, 8, 2, 16] where high > low {
+                    let ok = stored.indices.allSatisfy { i in
+                        let freq = 1 / pow(theta, Double(2 * i) / Double(dim))
+                        let wavelen = 2 * Double.pi / freq
+                        let want: Double
+                        if wavelen < orig / high { want = 1 }
+                        else if wavelen > orig / low { want = factor }
+                        else {
+                            let smooth = (orig / wavelen - low) / (high - low)
+                            want = 1 / ((1 - smooth) / factor + smooth)
+                        }
+                        return abs(Double(stored[i]) - want) <= 1e-5 * max(1, abs(want))
+                    }
+                    if ok {
+                        return .object([("rope_type", .string("llama3")), ("factor", .double(factor)), ("low_freq_factor", .double(low)),
+                                        ("high_freq_factor", .double(high)), ("original_max_position_embeddings", .int(Int(orig)))])
+                    }
+                }
+            }
+        }
+        throw ConvertError(.unsupported, file: file, "tensor 'rope_freqs.weight' does not match llama3 rope scaling with any usual parameters (factor \(factor))")
     }
 
     // MARK: plan: config and tensor names
@@ -155,8 +216,12 @@ public enum GGUFConverter {
         if md["\(arch).rope.scaling.type"] != nil, let t = md["\(arch).rope.scaling.type"]?.stringValue, t != "none", arch != "gemma3" {
             throw ConvertError(.unsupported, file: path, "rope scaling '\(t)' is not supported by convert yet")
         }
+        var ropeScaling: JSONValue?
         if f.tensorInfo("rope_freqs.weight") != nil {
-            throw ConvertError(.unsupported, file: path, "tensor 'rope_freqs.weight' (llama3-style rope scaling) is not supported by convert yet")
+            guard arch == "llama" else {
+                throw ConvertError(.unsupported, file: path, "tensor 'rope_freqs.weight' is only understood for llama (llama3 rope scaling)")
+            }
+            ropeScaling = try inferLlama3RopeScaling(f.floats("rope_freqs.weight"), theta: ropeTheta, dim: ropeDim ?? headDim, file: path)
         }
         let tied = f.tensorInfo("output.weight") == nil
         let isGemma = arch.hasPrefix("gemma")
@@ -177,6 +242,7 @@ public enum GGUFConverter {
             let name = info.name
             var hf: String
             var fix = ConvertedTensor.Fix.none
+            if name == "rope_freqs.weight" { continue }   // folded into config.json's rope_scaling above
             switch name {
             case "token_embd.weight": hf = "model.embed_tokens.weight"
             case "output_norm.weight": hf = "model.norm.weight"
@@ -228,6 +294,7 @@ public enum GGUFConverter {
         switch arch {
         case "llama":
             c += [("hidden_act", .string("silu")), ("attention_bias", .bool(hasAttnBias)), ("mlp_bias", .bool(false))]
+            if let ropeScaling { c.append(("rope_scaling", ropeScaling)) }
         case "qwen2":
             c += [("hidden_act", .string("silu")), ("use_sliding_window", .bool(false))]
         case "qwen3":
@@ -238,9 +305,23 @@ public enum GGUFConverter {
                 // llama.cpp's rule (its 27B models scale queries by hidden/heads, others by head_dim).
                 let is27B = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62)
                 c.append(("query_pre_attn_scalar", .int(is27B ? hidden / heads : headDim)))
-                if let w = try optInt("attention.sliding_window") { c.append(("sliding_window", .int(w))) }
-                let pattern = arch == "gemma2" ? 2 : 6
-                c.append(("layer_types", .array((0..<layers).map { .string(($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention") })))
+                // Sliding-window layers: llama.cpp uses every layer but each 2nd (gemma2) / 6th (gemma3);
+                // an explicit attention.sliding_window_pattern (period, or one bool per layer, true =
+                // sliding) overrides that; a gemma3 file without a sliding window is all global.
+                let window = try optInt("attention.sliding_window")
+                var sliding: [Bool] = (0..<layers).map { ($0 + 1) % (arch == "gemma2" ? 2 : 6) != 0 }
+                if let p = md["\(arch).attention.sliding_window_pattern"] {
+                    if let period = p.intValue, period > 0 {
+                        sliding = (0..<layers).map { ($0 + 1) % period != 0 }
+                    } else if let a = p.arrayValue, a.count == layers, a.allSatisfy({ $0.boolValue != nil }) {
+                        sliding = a.map { $0.boolValue! } // programmer error: checked above
+                    } else {
+                        throw ConvertError(.missingMetadata, file: path, "metadata '\(arch).attention.sliding_window_pattern' = \(p), expected a period or \(layers) booleans")
+                    }
+                }
+                if window == nil { sliding = sliding.map { _ in false } }
+                c.append(("sliding_window", window.map { .int($0) } ?? .null))
+                c.append(("layer_types", .array(sliding.map { .string($0 ? "sliding_attention" : "full_attention") })))
             }
             if arch == "gemma2" {
                 // llama.cpp's defaults (50, 30) when the keys are absent, as transformers' Gemma2Config.
@@ -248,6 +329,7 @@ public enum GGUFConverter {
                 c.append(("final_logit_softcapping", .double(try float("final_logit_softcapping") ?? 30.0)))
             }
             if arch == "gemma3" {
+                c.append(("final_logit_softcapping", try float("final_logit_softcapping").map { .double($0) } ?? .null))
                 c.append(("rope_local_base_freq", .double(10000.0)))
                 if let t = md["gemma3.rope.scaling.type"]?.stringValue, t != "none" {
                     guard t == "linear", let factor = try float("rope.scaling.factor") else {

@@ -115,7 +115,7 @@ public enum GGUFModelCache {
         progress?("converting \(path) into \(dir) (once)")
         do {
             _ = try GGUFConverter.convert(gguf: abs, to: dir, progress: progress)
-        } catch let e as ConvertError where e.kind == .targetExists {
+        } catch let e as SafeTensorsError where e.kind == .targetExists && FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) {
             // Another process finished the same conversion first (the rename is atomic).
         }
         return dir

@@ -8,11 +8,51 @@ typealias FPtr = UnsafeMutablePointer<Float>
 typealias CFPtr = UnsafePointer<Float>
 
 enum Kernels {
-    /// y[T, N] = x[T, K] W[N, K]^T (+ b[N]). One row uses sgemv (memory-bound decode), more use sgemm.
+    /// Threads for the decode matvec (set from LanguageModel.threads).
+    nonisolated(unsafe) static var matvecThreads = 1
+
+    /// y[N] = W[N, K] x[K], rows split across threads; four rows share each load of x.
+    static func matvec(_ w: CFPtr, _ x: CFPtr, _ y: FPtr, rows N: Int, cols K: Int) {
+        let nt = (N * K >= 65536) ? matvecThreads : 1
+        if nt <= 1 {
+            matvecRows(w, x, y, from: 0, to: N, cols: K)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: nt) { k in
+                let a = (N * k / nt) & ~3, b = k == nt - 1 ? N : (N * (k + 1) / nt) & ~3
+                matvecRows(w, x, y, from: a, to: b, cols: K)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func matvecRows(_ w: CFPtr, _ x: CFPtr, _ y: FPtr, from: Int, to: Int, cols K: Int) {
+        var r = from
+        let K8 = K & ~7
+        while r + 4 <= to {
+            let w0 = w + r * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var i = 0
+            while i < K8 {
+                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                a0 = a0.addingProduct(UnsafeRawPointer(w0 + i).loadUnaligned(as: SIMD8<Float>.self), xv)
+                a1 = a1.addingProduct(UnsafeRawPointer(w1 + i).loadUnaligned(as: SIMD8<Float>.self), xv)
+                a2 = a2.addingProduct(UnsafeRawPointer(w2 + i).loadUnaligned(as: SIMD8<Float>.self), xv)
+                a3 = a3.addingProduct(UnsafeRawPointer(w3 + i).loadUnaligned(as: SIMD8<Float>.self), xv)
+                i += 8
+            }
+            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+            while i < K { s0 += w0[i] * x[i]; s1 += w1[i] * x[i]; s2 += w2[i] * x[i]; s3 += w3[i] * x[i]; i += 1 }
+            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
+            r += 4
+        }
+        while r < to { y[r] = dot(w + r * K, x, K); r += 1 }
+    }
+    /// y[T, N] = x[T, K] W[N, K]^T (+ b[N]). One row uses matvec (memory-bound decode), more use sgemm.
     @inline(__always)
     static func linear(_ x: CFPtr, rows T: Int, inDim K: Int, _ w: CFPtr, outDim N: Int, bias: CFPtr?, into y: FPtr) {
         if T == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(K), 1, w, Int32(K), x, 1, 0, y, 1)
+            // Own matvec: measured ~1.3x OpenBLAS sgemv here (decode is memory-bound; rows split over threads).
+            matvec(w, x, y, rows: N, cols: K)
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(N), Int32(K),
                         1, x, Int32(K), w, Int32(K), 0, y, Int32(N))

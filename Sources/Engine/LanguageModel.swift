@@ -21,6 +21,8 @@ public struct Sampling: Sendable, Equatable {
     public static let greedy = Sampling()
 }
 
+/// A loaded model. Weights are converted to f32 once; scratch buffers and the KV cache live in one
+/// RunState reused across calls, so one model serves one call at a time (not thread-safe).
 public final class LanguageModel {
     public let config: ModelConfig
     let weights: ModelWeights
@@ -39,13 +41,17 @@ public final class LanguageModel {
         let arch = Architectures.lookup(family: config.family)
         weights = try ModelWeights(config: config, table: arch.weightTable(config), source: source,
                                    rename: { arch.checkpointName($0, in: source) })
+        Kernels.matvecThreads = max(1, LanguageModel.threads)
         ropes = config.ropes.map { RopeState(spec: $0, headDim: config.headDim, maxPositions: config.maxPositions) }
     }
 
     /// Threads used by BLAS and by attention (default: what OpenBLAS chose, usually the core count).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        set {
+            openblas_set_num_threads(Int32(max(1, newValue)))
+            Kernels.matvecThreads = max(1, newValue)
+        }
     }
 
     // MARK: Public entry points
@@ -66,6 +72,20 @@ public final class LanguageModel {
                     captured: &captured, logitRows: .all(o.baseAddress!)) // programmer error: count > 0 checked
         }
         return (out, captured)
+    }
+
+    /// The states at `capture` points ([T, H] each, after interventions there) without computing
+    /// logits (the unembedding is skipped): what `extract` needs, one pass per prompt.
+    public func states(tokens: [Int], interventions: [ResolvedIntervention] = [],
+                       capture: Set<HookPoint>) throws -> [HookPoint: [Float]] {
+        try check(tokens: tokens, what: "tokens")
+        try checkPositions(tokens.count)
+        let hooks = try HookTable(interventions, capture: capture, config: config)
+        let st = runState(capacity: tokens.count, chunk: tokens.count)
+        resetRopes()
+        var captured: [HookPoint: [Float]] = [:]
+        forward(tokens, start: 0, promptLength: tokens.count, state: st, hooks: hooks, captured: &captured, logitRows: .none)
+        return captured
     }
 
     /// Generates up to `maxTokens` tokens after `prompt` with the KV cache. Stops after a token in
@@ -138,12 +158,14 @@ public final class LanguageModel {
         let guRows = c.gatedMLP ? 2 * I : I
         let x = s.x.p, xn = s.xn.p, qkv = s.qkv.p, att = s.att.p, proj = s.proj.p, gu = s.gu.p, act = s.act.p
 
+        // `point` is canonical (see HookTable); its aliases are captured with the same state.
         func hook(_ point: HookPoint, _ buf: FPtr) {
             if let ivs = hooks.at[point] {
                 for iv in ivs { iv.apply(toState: buf, tokens: T, hidden: H, start: start, promptLength: promptLength) }
             }
-            if hooks.capture.contains(point) {
-                captured[point] = Array(UnsafeBufferPointer(start: buf, count: T * H))
+            guard !hooks.capture.isEmpty else { return }
+            for p in HookTable.aliases(of: point, numLayers: c.numLayers) where hooks.capture.contains(p) {
+                captured[p] = Array(UnsafeBufferPointer(start: buf, count: T * H))
             }
         }
         func norm(_ src: FPtr, _ g: FloatBuffer, _ b: FloatBuffer?, _ dst: FPtr, rows n: Int, width: Int) {
@@ -161,8 +183,7 @@ public final class LanguageModel {
             if let sc = c.embedScale { for i in 0..<H { row[i] *= sc } }
             if let wpe = w.positions { Kernels.add(row, wpe.p + (start + t) * H, H) }
         }
-        hook(.embed, x)
-        hook(.residPre(0), x)
+        hook(.residPre(0), x)     // also the embed point: one state
 
         // RoPE tables for this chunk, per distinct RoPE.
         for r in ropes.indices {
@@ -205,8 +226,7 @@ public final class LanguageModel {
             if let pn = lw.postMlpNorm { Kernels.rmsNorm(proj, pn.p, proj, rows: T, n: H, eps: c.normEps) }
             hook(.mlpOut(l), proj)
             Kernels.add(x, proj, T * H)
-            hook(.residPost(l), x)
-            if l + 1 < c.numLayers { hook(.residPre(l + 1), x) }
+            hook(.residPost(l), x)   // also resid_pre.(l+1): one state
         }
 
         // Final norm and unembedding, only for the rows asked for.
@@ -268,8 +288,25 @@ public final class LanguageModel {
     }
 }
 
-/// Interventions grouped by hook point (recipe order kept), and the points to capture.
+/// Interventions grouped by hook point, and the points to capture. Names of one state share one
+/// list, in recipe order: embed and resid_pre.0 are resid_pre.0; resid_pre.(L+1) is resid_post.L.
 struct HookTable {
+    static func canonical(_ p: HookPoint) -> HookPoint {
+        switch p {
+        case .embed: return .residPre(0)
+        case .residPre(let l) where l > 0: return .residPost(l - 1)
+        default: return p
+        }
+    }
+
+    static func aliases(of p: HookPoint, numLayers: Int) -> [HookPoint] {
+        switch p {
+        case .residPre(0): return [.embed, .residPre(0)]
+        case .residPost(let l) where l + 1 < numLayers: return [.residPost(l), .residPre(l + 1)]
+        default: return [p]
+        }
+    }
+
     var at: [HookPoint: [ResolvedIntervention]] = [:]
     var capture: Set<HookPoint>
 
@@ -288,7 +325,7 @@ struct HookTable {
             guard iv.vector.count == c.hiddenSize else {
                 throw ModelError("recipe entry \(iv.entry) at \(iv.point): vector has \(iv.vector.count) values, expected hidden size \(c.hiddenSize)")
             }
-            at[iv.point, default: []].append(iv)
+            at[Self.canonical(iv.point), default: []].append(iv)
         }
         for p in capture { try check(p, "capture point") }
     }

@@ -248,7 +248,8 @@ struct GGUFParser {
     mutating func parse() throws -> Parsed {
         let magic = try load(UInt32.self, "magic")
         guard magic == 0x4655_4747 else {  // "GGUF" read little-endian
-            throw GGUFError(.badMagic, file: file, "not a GGUF file (magic bytes \(String(magic, radix: 16)), expected 46554747 \"GGUF\")")
+            let found = (0..<4).map { String(format: "%02x", raw[$0]) }.joined(separator: " ")
+            throw GGUFError(.badMagic, file: file, "not a GGUF file (first bytes \(found), expected 47 47 55 46 \"GGUF\")")
         }
         let version = try load(UInt32.self, "version")
         guard version == 2 || version == 3 else {

@@ -21,6 +21,7 @@ public struct GGUFWriter {
 
     public var metadata: [(String, GGUFValue)] = []
     public var tensors: [Tensor] = []
+    /// Data alignment; a value other than 32 is recorded as general.alignment.
     public var alignment = GGUFFile.defaultAlignment
     public var version: UInt32 = 3
 
@@ -53,6 +54,10 @@ public struct GGUFWriter {
                 put(t.rawValue); put(UInt64(a.count))
                 for e in a { putValue(e) }
             }
+        }
+        var metadata = self.metadata
+        if alignment != GGUFFile.defaultAlignment && !metadata.contains(where: { $0.0 == "general.alignment" }) {
+            metadata.append(("general.alignment", .uint32(UInt32(alignment))))
         }
         out.append(contentsOf: Array("GGUF".utf8))
         put(version)

@@ -10,13 +10,18 @@
 // 4. continuing_subword_prefix: symbols after the first carry the prefix; a merge of (a, b) makes
 //    a + b-without-prefix.
 
+import Foundation
 import StrictJSON
 
 final class BPEModel {
-    let vocab: [String: Int]
+    let vocab: ExactStringMap<Int>
     let idToToken: [Int: String]
     /// (left id << 32 | right id) -> (rank, merged id)
-    let merges: [UInt64: (rank: Int32, id: Int32)]
+    let merges: MergeTable
+    /// single-scalar tokens (without prefix): scalar value -> id
+    let scalarIds: [UInt32: Int32]
+    /// the same for scalars below 0x3000, as a flat table (-1 = not a token)
+    let lowScalarIds: [Int32]
     let unkId: Int?
     let fuseUnk: Bool
     let byteFallback: Bool
@@ -25,13 +30,13 @@ final class BPEModel {
     /// byte -> id of "<0xXX>" (when byte_fallback)
     let byteTokenIds: [Int?]
 
-    private var cache: [String: [Int]] = [:]
+    private var cache = ExactStringMap<[Int]>()
     private let cacheLimit = 200_000
 
     init(_ v: JSONValue, _ r: JSONReader) throws {
         let entry = "model 'BPE'"
         guard let pairs = v["vocab"]?.objectPairs else { throw r.fail("\(entry): 'vocab' must be an object") }
-        var vocab: [String: Int] = [:]
+        var vocab = ExactStringMap<Int>()
         vocab.reserveCapacity(pairs.count)
         var rev: [Int: String] = [:]
         rev.reserveCapacity(pairs.count)
@@ -66,8 +71,7 @@ final class BPEModel {
         byteTokenIds = bt
 
         let mergeList = try r.array(v, "merges", in: entry)
-        var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
-        merges.reserveCapacity(mergeList.count)
+        var merges = MergeTable(capacityFor: mergeList.count)
         for (rank, m) in mergeList.enumerated() {
             let a: String, b: String
             if let s = m.stringValue {
@@ -84,17 +88,41 @@ final class BPEModel {
             let merged = a + (prefix.isEmpty || !b.hasPrefix(prefix) ? b : String(b.dropFirst(prefix.count)))
             guard let im = vocab[merged] else { throw r.fail("\(entry): merge \(rank) makes '\(merged)', which is not in the vocabulary") }
             let key = UInt64(ia) << 32 | UInt64(ib)
-            if merges[key] == nil { merges[key] = (Int32(rank), Int32(im)) }
+            if merges[key] == nil { merges.insert(key, rank: Int32(rank), id: Int32(im)) }
         }
         self.merges = merges
+        var sids: [UInt32: Int32] = [:]
+        var low = [Int32](repeating: -1, count: 0x3000)
+        for (tok, id) in vocab.pairs {
+            var it = tok.unicodeScalars.makeIterator()
+            if let u = it.next(), it.next() == nil {
+                sids[u.value] = Int32(id)
+                if u.value < 0x3000 { low[Int(u.value)] = Int32(id) }
+            }
+        }
+        scalarIds = sids
+        lowScalarIds = low
     }
+
+    /// The word cache is shared, so a Tokenizer may be used from several threads.
+    private let cacheLock = NSLock()
 
     func tokenize(_ word: String, into out: inout [Int]) {
         if word.isEmpty { return }
-        if let hit = cache[word] { out.append(contentsOf: hit); return }
+        let cacheable = word.utf8.count <= 256
+        if cacheable {
+            cacheLock.lock()
+            let hit = cache[word]
+            cacheLock.unlock()
+            if let h = hit { out.append(contentsOf: h); return }
+        }
         let ids = compute(word)
-        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[word] = ids
+        if cacheable {
+            cacheLock.lock()
+            if cache.count >= cacheLimit { cache.removeAll() }
+            cache[word] = ids
+            cacheLock.unlock()
+        }
         out.append(contentsOf: ids)
     }
 
@@ -107,9 +135,12 @@ final class BPEModel {
         var first = true
         var lastWasUnk = false
         for u in word.unicodeScalars {
-            let s = (first || prefix.isEmpty) ? String(u) : prefix + String(u)
-            first = false
-            if let id = vocab[s] { syms.append(id); lastWasUnk = false; continue }
+            if first || prefix.isEmpty {
+                let v = u.value
+                let id = v < 0x3000 ? lowScalarIds[Int(v)] : (scalarIds[v] ?? -1)
+                first = false
+                if id >= 0 { syms.append(Int(id)); lastWasUnk = false; continue }
+            } else if let id = vocab[prefix + String(u)] { syms.append(id); lastWasUnk = false; continue }
             if byteFallback {
                 var allFound = true
                 var ids: [Int] = []
@@ -122,8 +153,13 @@ final class BPEModel {
             }
         }
         if syms.count < 2 { return syms }
-        if syms.count > mergeScanLimit { return mergeWithHeap(syms) }
-        // Merge loop: lowest rank first, leftmost on ties.
+        if syms.count <= 24 { return mergeSmall(syms) }
+        return mergeLarge(syms)
+    }
+
+    /// Short words: rescan for the best pair after each merge.
+    private func mergeSmall(_ input: [Int]) -> [Int] {
+        var syms = input
         while true {
             var bestRank = Int32.max, bestAt = -1, bestId: Int32 = 0
             var k = 0
@@ -141,77 +177,117 @@ final class BPEModel {
         return syms
     }
 
-    /// Words longer than this many symbols merge through a heap (O(n log n)); the scan above is
-    /// O(n^2) and would take hours on a million-letter word. Same result: lowest rank first, and
-    /// on ties the leftmost pair, i.e. the one whose left symbol started earliest in the word.
-    var mergeScanLimit = 64
-
-    private struct Candidate: Comparable {
-        var rank: Int32, pos: Int32, left: Int32, right: Int32, merged: Int32
-        static func < (a: Candidate, b: Candidate) -> Bool { (a.rank, a.pos) < (b.rank, b.pos) }
-    }
-
-    private func mergeWithHeap(_ initial: [Int]) -> [Int] {
-        var ids = initial.map { Int32(truncatingIfNeeded: $0) }   // ids < 2^31: vocab ids are checked on load
-        let n = ids.count
-        var next = (0..<n).map { Int32($0 + 1) }                 // n marks the end
-        var prev = (0..<n).map { Int32($0 - 1) }                 // -1 marks the start
+    /// Long words (e.g. whole lines when there is no pre-tokenizer): a heap of candidate merges over
+    /// a linked list of symbols, O(n log n). Candidates are ordered by (rank, position of the left
+    /// symbol), which is the same order as the rescanning loop: lowest rank, leftmost first.
+    private func mergeLarge(_ input: [Int]) -> [Int] {
+        let n = input.count
+        var ids = input
+        var prev = [Int](0..<n).map { $0 - 1 }
+        var next = [Int](0..<n).map { $0 + 1 }
         var alive = [Bool](repeating: true, count: n)
-        var heap = MinHeap<Candidate>()
-        func push(_ p: Int32) {
-            let q = next[Int(p)]
-            guard q < n else { return }
-            let a = ids[Int(p)], b = ids[Int(q)]
-            if let m = merges[UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))] {
-                heap.push(Candidate(rank: m.rank, pos: p, left: a, right: b, merged: m.id))
-            }
+        var heap = MergeHeap()
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j < n, let m = merges[UInt64(ids[i]) << 32 | UInt64(ids[j])] else { return }
+            heap.push(MergeCandidate(rank: m.rank, pos: Int32(i), left: Int32(ids[i]), right: Int32(ids[j]), merged: m.id))
         }
-        for p in 0..<(n - 1) { push(Int32(p)) }
+        for i in 0..<(n - 1) { push(i) }
         while let c = heap.pop() {
-            let p = Int(c.pos)
-            // Stale entries: the left symbol was merged away or changed, or its right neighbour changed.
-            guard alive[p], ids[p] == c.left else { continue }
-            let q = Int(next[p])
-            guard q < n, ids[q] == c.right else { continue }
-            ids[p] = c.merged
-            alive[q] = false
-            let r = next[q]
-            next[p] = r
-            if r < n { prev[Int(r)] = Int32(p) }
-            if prev[p] >= 0 { push(prev[p]) }
-            push(Int32(p))
+            let i = Int(c.pos)
+            guard alive[i], ids[i] == Int(c.left) else { continue }
+            let j = next[i]
+            guard j < n, alive[j], ids[j] == Int(c.right) else { continue }
+            ids[i] = Int(c.merged)
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
         }
         var out: [Int] = []
-        var p = 0
-        while p < n { out.append(Int(ids[p])); p = Int(next[p]) }
+        var k = 0
+        while k < n { out.append(ids[k]); k = next[k] }
         return out
     }
 }
 
-/// A binary min-heap (the standard library has none).
-struct MinHeap<T: Comparable> {
-    private var items: [T] = []
-    mutating func push(_ x: T) {
-        items.append(x)
-        var k = items.count - 1
-        while k > 0 {
-            let parent = (k - 1) / 2
-            if items[k] < items[parent] { items.swapAt(k, parent); k = parent } else { break }
+/// Open-addressing hash table from a pair key to (rank, merged id): the hottest lookup of encoding.
+struct MergeTable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private let shift: UInt64
+    static let empty = UInt64.max
+
+    init(capacityFor n: Int) {
+        var cap = 16
+        var bits: UInt64 = 4
+        while cap < n * 2 + 16 { cap <<= 1; bits += 1 }
+        keys = [UInt64](repeating: MergeTable.empty, count: cap)
+        values = [UInt64](repeating: 0, count: cap)
+        mask = cap - 1
+        shift = 64 - bits
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
+    mutating func insert(_ key: UInt64, rank: Int32, id: Int32) {
+        var k = slot(key)
+        while keys[k] != MergeTable.empty && keys[k] != key { k = (k + 1) & mask }
+        keys[k] = key
+        values[k] = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: id))
+    }
+
+    @inline(__always) subscript(key: UInt64) -> (rank: Int32, id: Int32)? {
+        var k = slot(key)
+        while true {
+            let x = keys[k]
+            if x == key {
+                let v = values[k]
+                return (Int32(bitPattern: UInt32(truncatingIfNeeded: v >> 32)), Int32(bitPattern: UInt32(truncatingIfNeeded: v)))
+            }
+            if x == MergeTable.empty { return nil }
+            k = (k + 1) & mask
         }
     }
-    mutating func pop() -> T? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
+}
+
+struct MergeCandidate {
+    let rank: Int32
+    let pos: Int32
+    let left: Int32
+    let right: Int32
+    let merged: Int32
+    @inline(__always) static func < (a: MergeCandidate, b: MergeCandidate) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
+}
+
+/// A binary min-heap of merge candidates.
+struct MergeHeap {
+    private var a: [MergeCandidate] = []
+    mutating func push(_ x: MergeCandidate) {
+        a.append(x)
+        var k = a.count - 1
+        while k > 0 {
+            let p = (k - 1) / 2
+            if a[k] < a[p] { a.swapAt(k, p); k = p } else { break }
+        }
+    }
+    mutating func pop() -> MergeCandidate? {
+        guard let top = a.first else { return nil }
+        let last = a.removeLast()
+        if !a.isEmpty {
+            a[0] = last
             var k = 0
             while true {
                 let l = 2 * k + 1, r = l + 1
                 var m = k
-                if l < items.count && items[l] < items[m] { m = l }
-                if r < items.count && items[r] < items[m] { m = r }
+                if l < a.count && a[l] < a[m] { m = l }
+                if r < a.count && a[r] < a[m] { m = r }
                 if m == k { break }
-                items.swapAt(k, m); k = m
+                a.swapAt(k, m); k = m
             }
         }
         return top

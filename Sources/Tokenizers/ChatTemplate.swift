@@ -5,6 +5,7 @@
 // Supported: text, {{ expr }}, {% if/elif/else %}, {% for x in xs [if cond] %}...{% else %} with
 // `loop` (index, index0, revindex, revindex0, first, last, length, previtem, nextitem),
 // {% set x = e %}, {% set ns.attr = e %}, {% set x %}...{% endset %}, {% break %}, {% continue %},
+// {% macro name(a, b=default) %}...{% endmacro %} (called like a function, returns its output),
 // {% generation %}, {% raw %}, {# comments #}, whitespace control {%- -%} {{- -}} and `+`.
 // Expressions: literals (strings, numbers, lists, dicts, tuples, true/false/none), names,
 // attribute and subscript access, slices, calls, filters, tests (`is`), `in`/`not in`, comparisons,
@@ -32,6 +33,8 @@ public indirect enum JinjaValue {
     case dict([(String, JinjaValue)])
     case namespace(JinjaNamespace)
     case function(String)
+    /// A `{% macro %}` defined by the template.
+    case macro(JinjaMacro)
     /// A bound method of a value: `"abc".upper` before the call.
     case method(JinjaValue, String)
 
@@ -57,7 +60,7 @@ public indirect enum JinjaValue {
         case .string(let s): return !s.isEmpty
         case .array(let a): return !a.isEmpty
         case .dict(let d): return !d.isEmpty
-        case .namespace, .function, .method: return true
+        case .namespace, .function, .method, .macro: return true
         }
     }
 
@@ -72,9 +75,17 @@ public indirect enum JinjaValue {
         case .array: return "list"
         case .dict: return "dict"
         case .namespace: return "namespace"
-        case .function, .method: return "function"
+        case .function, .method, .macro: return "function"
         }
     }
+}
+
+/// A macro of a template: parameters with optional defaults, and a body rendered at each call.
+public final class JinjaMacro {
+    let name: String
+    let params: [(String, JExpr?)]
+    let body: [JNode]
+    init(name: String, params: [(String, JExpr?)], body: [JNode]) { self.name = name; self.params = params; self.body = body }
 }
 
 public final class ChatTemplate {
@@ -349,6 +360,7 @@ indirect enum JNode {
     case forLoop(targets: [String], iter: JExpr, cond: JExpr?, body: [JNode], elseBody: [JNode], line: Int)
     case set(target: [String], attr: String?, value: JExpr, line: Int)
     case setBlock(name: String, body: [JNode])
+    case macro(JinjaMacro)
     case breakLoop, continueLoop
     case block([JNode])
 }
@@ -471,6 +483,24 @@ struct JParser {
             return .set(target: targets, attr: attr, value: v, line: l)
         case "break": try expectEnd(); return .breakLoop
         case "continue": try expectEnd(); return .continueLoop
+        case "macro":
+            guard case .name(let name)? = next() else { throw fail("macro: expected a name") }
+            try expect(.op("("), "'(' after the macro name")
+            var params: [(String, JExpr?)] = []
+            if !accept(.op(")")) {
+                repeat {
+                    guard case .name(let pn)? = next() else { throw fail("macro \(name): expected a parameter name") }
+                    var dflt: JExpr?
+                    if accept(.op("=")) { dflt = try expression() }
+                    params.append((pn, dflt))
+                } while accept(.op(","))
+                try expect(.op(")"), "')'")
+            }
+            try expectEnd()
+            let (body, _) = try parseBlock(until: ["endmacro"])
+            if case .name? = peek() { tp += 1 } // {% endmacro name %}
+            try expectEnd()
+            return .macro(JinjaMacro(name: name, params: params, body: body))
         case "generation":
             try expectEnd()
             let (body, _) = try parseBlock(until: ["endgeneration"])
@@ -713,6 +743,7 @@ final class JContext {
     var out = ""
     var line = 0
     var iterations = 0
+    var callDepth = 0
 
     init(file: String, maxOutput: Int, maxDepth: Int, maxIterations: Int) {
         self.file = file; self.maxOutput = maxOutput; self.maxDepth = maxDepth; self.maxIterations = maxIterations
@@ -766,6 +797,8 @@ final class JContext {
                     guard items.count == targets.count else { throw fail("cannot unpack \(items.count) values into \(targets.count) names") }
                     for (t, x) in zip(targets, items) { scopes[scopes.count - 1][t] = x }
                 }
+            case .macro(let m):
+                scopes[scopes.count - 1][m.name] = .macro(m)
             case .setBlock(let name, let body):
                 let saved = out
                 out = ""
@@ -822,7 +855,7 @@ final class JContext {
         switch v {
         case .array(let a): return a
         case .dict(let d): return d.map { .string($0.0) }
-        case .string(let s): return s.map { .string(String($0)) }
+        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined, .none: return []
         default: throw fail("\(v.typeName) is not iterable")
         }
@@ -914,7 +947,7 @@ final class JContext {
             let k = i < 0 ? a.count + i : i
             return k >= 0 && k < a.count ? a[k] : .undefined
         case (.string(let s), .int(let i)):
-            let chars = Array(s)
+            let chars = Array(s.unicodeScalars) // Python indexes code points
             let k = i < 0 ? chars.count + i : i
             return k >= 0 && k < chars.count ? .string(String(chars[k])) : .undefined
         case (.dict, .string(let k)), (.namespace, .string(let k)):
@@ -953,7 +986,7 @@ final class JContext {
         }
         switch b {
         case .array(let xs): return .array(try pick(xs))
-        case .string(let s): return .string(String(try pick(Array(s))))
+        case .string(let s): return .string(String(String.UnicodeScalarView(try pick(Array(s.unicodeScalars)))))
         default: throw fail("cannot slice \(b.typeName)")
         }
     }
@@ -969,7 +1002,7 @@ final class JContext {
 
     func equal(_ a: JinjaValue, _ b: JinjaValue) -> Bool {
         switch (a, b) {
-        case (.string(let x), .string(let y)): return x == y
+        case (.string(let x), .string(let y)): return x.utf8.elementsEqual(y.utf8) // code points, like Python
         case (.none, .none), (.undefined, .undefined): return true
         case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
         case (.dict(let x), .dict(let y)):
@@ -987,7 +1020,8 @@ final class JContext {
         case "<", ">", "<=", ">=":
             var c: Int
             if case .string(let x) = a, case .string(let y) = b {
-                c = x < y ? -1 : (x == y ? 0 : 1)
+                // UTF-8 byte order is code point order (Python's string order)
+                c = x.utf8.lexicographicallyPrecedes(y.utf8) ? -1 : (x.utf8.elementsEqual(y.utf8) ? 0 : 1)
             } else if let x = num(a), let y = num(b) {
                 c = x < y ? -1 : (x == y ? 0 : 1)
             } else { throw fail("cannot compare \(a.typeName) and \(b.typeName) with \(op)") }
@@ -1114,6 +1148,24 @@ final class JContext {
             }
         case .method(let base, let name):
             return try method(base, name, args, kw)
+        case .macro(let m):
+            callDepth += 1
+            defer { callDepth -= 1 }
+            if callDepth > maxDepth { throw fail("macro calls nested deeper than \(maxDepth) (limit)") }
+            var scope: [String: JinjaValue] = [:]
+            guard args.count <= m.params.count else { throw fail("macro \(m.name) takes \(m.params.count) arguments, got \(args.count)") }
+            for (k, (pn, dflt)) in m.params.enumerated() {
+                if k < args.count { scope[pn] = args[k] } else if let v = kwarg(kw, pn) { scope[pn] = v } else if let d = dflt { scope[pn] = try eval(d) } else { scope[pn] = .undefined }
+            }
+            for (k, _) in kw where !m.params.contains(where: { $0.0 == k }) { throw fail("macro \(m.name) has no parameter '\(k)'") }
+            let saved = out
+            out = ""
+            scopes.append(scope)
+            defer { scopes.removeLast() }
+            do { try exec(m.body, depth: callDepth) } catch { out = saved; throw error }
+            let rendered = out
+            out = saved
+            return .string(rendered)
         case .undefined: throw fail("call of an undefined function")
         default: throw fail("\(f.typeName) is not callable")
         }
@@ -1215,7 +1267,7 @@ final class JContext {
             return .string(stripChars(s, args.first, left: true, right: true))
         case "length", "count":
             switch v {
-            case .string(let s): return .int(s.count)
+            case .string(let s): return .int(s.unicodeScalars.count)
             case .array(let a): return .int(a.count)
             case .dict(let d): return .int(d.count)
             case .undefined: return .int(0)
@@ -1272,7 +1324,7 @@ final class JContext {
         case "last": return try iterate(v).last ?? .undefined
         case "list": return .array(try iterate(v))
         case "reverse":
-            if case .string(let s) = v { return .string(String(s.reversed())) }
+            if case .string(let s) = v { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
             return .array(try iterate(v).reversed())
         case "join":
             let sep: String = { if case .string(let s)? = args.first { return s }; return "" }()
@@ -1369,7 +1421,7 @@ final class JContext {
         case "false": if case .bool(false) = v { return true }; return false
         case "mapping": switch v { case .dict, .namespace: return true; default: return false }
         case "sequence", "iterable": switch v { case .array, .string, .dict: return true; default: return false }
-        case "callable": switch v { case .function, .method: return true; default: return false }
+        case "callable": switch v { case .function, .method, .macro: return true; default: return false }
         case "odd", "even":
             guard case .int(let i) = v else { throw fail("\(name) test needs an integer") }
             return (i % 2 != 0) == (name == "odd")
@@ -1433,6 +1485,7 @@ final class JContext {
         case .dict(let d): return "{" + d.map { pyRepr($0.0) + ": " + repr($0.1) }.joined(separator: ", ") + "}"
         case .namespace(let ns): return "<Namespace " + ns.values.map { "\($0.0)=\(repr($0.1))" }.joined(separator: ", ") + ">"
         case .function(let n), .method(_, let n): return "<function \(n)>"
+        case .macro(let m): return "<Macro '\(m.name)'>"
         }
     }
 
@@ -1495,7 +1548,7 @@ final class JContext {
             }
             out += nlEnd + "}"
         case .namespace(let ns): try toJSON(.dict(ns.values), indent: indent, level: level, into: &out)
-        case .function, .method: throw fail("tojson: a function is not JSON serializable")
+        case .function, .method, .macro: throw fail("tojson: a function is not JSON serializable")
         }
     }
 }

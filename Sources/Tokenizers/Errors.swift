@@ -53,3 +53,30 @@ func describe(_ v: JSONValue?) -> String {
     case .object: return "an object"
     }
 }
+
+/// A dictionary keyed by the exact UTF-8 bytes of a string. Swift's `String` equality and hashing
+/// follow canonical equivalence ("é" == "e\u{301}"), but tokenizer vocabularies, the word cache and
+/// the `tokenizers` library compare code points: two spellings are two different tokens.
+struct ExactStringMap<Value> {
+    struct Key: Hashable {
+        let s: String
+        static func == (a: Key, b: Key) -> Bool { a.s.utf8.elementsEqual(b.s.utf8) }
+        func hash(into h: inout Hasher) {
+            var c = s
+            c.withUTF8 { h.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
+    }
+    private var d: [Key: Value] = [:]
+
+    init() {}
+    var count: Int { d.count }
+    mutating func reserveCapacity(_ n: Int) { d.reserveCapacity(n) }
+    mutating func removeAll() { d.removeAll(keepingCapacity: true) }
+
+    subscript(_ s: String) -> Value? {
+        get { d[Key(s: s)] }
+        set { d[Key(s: s)] = newValue }
+    }
+
+    var pairs: [(String, Value)] { d.map { ($0.key.s, $0.value) } }
+}

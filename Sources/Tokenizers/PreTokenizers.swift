@@ -1,15 +1,26 @@
 // Normalizers and pre-tokenizers of tokenizer.json, one type per `type`, built by factories.
 //
 // Text flows as `Piece`s: a piece is a run of text that later stages may split but never merge.
-// `atStart` is true when the piece begins at offset 0 of the original input (Metaspace's
-// prepend_scheme "first" only prepends there, as the `tokenizers` library does).
+// Metaspace's prepend_scheme "first" prepends only to pieces whose offset in the original input is
+// 0, as the `tokenizers` library does. Normalization can expand the first character (NFKC turns
+// "½" into "1⁄2", all three aligned to original offset 0), so a piece records `startSpan`: how many
+// of its leading UTF-8 bytes come from the original offset 0 (0 for pieces that start later).
 
 import Foundation
 import StrictJSON
 
 struct Piece {
     var text: String
-    var atStart: Bool
+    var startSpan: Int
+    var atStart: Bool { startSpan > 0 }
+
+    init(text: String, startSpan: Int) { self.text = text; self.startSpan = startSpan }
+
+    /// A piece of the original input; `atStart` when it begins at offset 0.
+    init(original text: String, atStart: Bool) {
+        self.text = text
+        self.startSpan = atStart ? (text.unicodeScalars.first.map { UTF8.width($0) } ?? 0) : 0
+    }
 }
 
 // MARK: - normalizers
@@ -26,15 +37,17 @@ struct NFKDNormalizer: Normalizer { func normalize(_ s: String) -> String { s.de
 /// Per-scalar full lowercase mapping (no context rules, like Rust's `char::to_lowercase`).
 struct LowercaseNormalizer: Normalizer {
     func normalize(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
         for u in s.unicodeScalars {
             if u.value < 0x80 {
-                out.append((u.value >= 0x41 && u.value <= 0x5A) ? Unicode.Scalar(u.value + 32)! : u) // programmer error: ASCII
+                let v = UInt8(u.value)
+                out.append(v >= 0x41 && v <= 0x5A ? v + 32 : v)
             } else {
-                out.append(contentsOf: u.properties.lowercaseMapping.unicodeScalars)
+                out.append(contentsOf: u.properties.lowercaseMapping.utf8)
             }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -63,6 +76,32 @@ struct SequenceNormalizer: Normalizer {
     func normalize(_ s: String) -> String { items.reduce(s) { $1.normalize($0) } }
 }
 
+/// Replaces every occurrence of `pattern` (byte comparison, no Unicode equivalence; UTF-8 is
+/// self-synchronising, so byte matches of a valid pattern fall on scalar boundaries).
+func replaceLiteral(_ s: String, _ pattern: String, _ with: String) -> String {
+    let p = Array(pattern.utf8)
+    guard let p0 = p.first else { return s }
+    let w = Array(with.utf8)
+    var src = s
+    return src.withUTF8 { b -> String in
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + b.count / 2)
+        var i = 0
+        var changed = false
+        let n = b.count
+        while i < n {
+            if b[i] == p0 && i + p.count <= n {
+                var ok = true
+                var k = 1
+                while k < p.count { if b[i + k] != p[k] { ok = false; break }; k += 1 }
+                if ok { out.append(contentsOf: w); i += p.count; changed = true; continue }
+            }
+            out.append(b[i]); i += 1
+        }
+        return changed ? String(decoding: out, as: UTF8.self) : s
+    }
+}
+
 /// Replace with a literal string or a regex (`{"String": ...}` or `{"Regex": ...}`).
 struct Replacer {
     let literal: String?
@@ -70,7 +109,7 @@ struct Replacer {
     let content: String
 
     func apply(_ s: String) -> String {
-        if let lit = literal { return lit.isEmpty ? s : s.replacingOccurrences(of: lit, with: content) }
+        if let lit = literal { return replaceLiteral(s, lit, content) }
         guard let re = regex else { return s }
         let ns = s as NSString
         return re.stringByReplacingMatches(in: s, options: [], range: NSRange(location: 0, length: ns.length),
@@ -144,10 +183,16 @@ enum ByteLevelMap {
         return t
     }()
 
+    /// UTF-8 of each mapped character
+    static let byteToUTF8: [[UInt8]] = byteToChar.map { Array(String($0).utf8) }
+
     static func encode(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
-        for b in s.utf8 { out.append(byteToChar[Int(b)]) }
-        return String(out)
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count * 2)
+        for b in s.utf8 {
+            if b >= 0x21 && b <= 0x7E { out.append(b) } else { out.append(contentsOf: byteToUTF8[Int(b)]) }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -214,7 +259,7 @@ func splitPieces(_ pieces: [Piece], _ splitter: RegexSplitter, _ behavior: Split
         let utf8 = Array(p.text.utf8)
         for r in ranges where !r.isEmpty {
             let a = buf.offsets[r.lowerBound], b = buf.offsets[r.upperBound]
-            out.append(Piece(text: String(decoding: utf8[a..<b], as: UTF8.self), atStart: p.atStart && a == 0))
+            out.append(Piece(text: String(decoding: utf8[a..<b], as: UTF8.self), startSpan: p.startSpan > a ? p.startSpan - a : 0))
         }
     }
     return out
@@ -228,10 +273,18 @@ struct ByteLevelPreTokenizer: PreTokenizer {
     func split(_ pieces: [Piece]) -> [Piece] {
         var ps = pieces
         if addPrefixSpace {
-            for k in ps.indices where !ps[k].text.hasPrefix(" ") { ps[k].text = " " + ps[k].text }
+            for k in ps.indices where !ps[k].text.hasPrefix(" ") {
+                ps[k].text = " " + ps[k].text
+                if ps[k].startSpan > 0 { ps[k].startSpan += 1 }
+            }
         }
         if useRegex { ps = splitPieces(ps, Self.gpt2, .isolated, invert: false) }
-        for k in ps.indices { ps[k].text = ByteLevelMap.encode(ps[k].text) }
+        for k in ps.indices {
+            if ps[k].startSpan > 0 {
+                ps[k].startSpan = ps[k].text.utf8.prefix(ps[k].startSpan).reduce(0) { $0 + ByteLevelMap.byteToUTF8[Int($1)].count }
+            }
+            ps[k].text = ByteLevelMap.encode(ps[k].text)
+        }
         return ps
     }
 }
@@ -240,7 +293,56 @@ struct SplitPreTokenizer: PreTokenizer {
     let splitter: RegexSplitter
     let behavior: SplitBehavior
     let invert: Bool
-    func split(_ pieces: [Piece]) -> [Piece] { splitPieces(pieces, splitter, behavior, invert: invert) }
+    var dropUnmatched = false
+    func split(_ pieces: [Piece]) -> [Piece] {
+        // Whitespace keeps only the matches: that is Split with the matches inverted into "removed" gaps
+        if dropUnmatched { return splitPieces(pieces, splitter, .removed, invert: true) }
+        return splitPieces(pieces, splitter, behavior, invert: invert)
+    }
+}
+
+/// \w+|[^\w\s]+ (Rust regex \w: Alphabetic, marks, decimal digits Nd, connector punctuation,
+/// Join_Control; "²" (No) is not a word character).
+struct WordSplitter: RegexSplitter {
+    static func isWord(_ v: UInt32) -> Bool {
+        if v < 0x80 { return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || v == 0x5F }
+        guard let u = Unicode.Scalar(v) else { return false }
+        let p = u.properties
+        if p.isAlphabetic { return true }
+        switch p.generalCategory {
+        case .decimalNumber, .nonspacingMark, .spacingMark, .enclosingMark, .connectorPunctuation: return true
+        default: return p.isJoinControl
+        }
+    }
+    func matches(_ s: [UInt32]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < s.count {
+            if CharClass.of(s[i]) == CharClass.space { i += 1; continue }
+            let w = Self.isWord(s[i])
+            var e = i + 1
+            while e < s.count && CharClass.of(s[e]) != CharClass.space && Self.isWord(s[e]) == w { e += 1 }
+            out.append(i..<e)
+            i = e
+        }
+        return out
+    }
+}
+
+/// Runs of whitespace (WhitespaceSplit removes them).
+struct WhitespaceRunSplitter: RegexSplitter {
+    func matches(_ s: [UInt32]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < s.count {
+            guard CharClass.of(s[i]) == CharClass.space else { i += 1; continue }
+            var e = i + 1
+            while e < s.count && CharClass.of(s[e]) == CharClass.space { e += 1 }
+            out.append(i..<e)
+            i = e
+        }
+        return out
+    }
 }
 
 enum PrependScheme: String { case first, always, never }
@@ -254,11 +356,18 @@ struct MetaspacePreTokenizer: PreTokenizer {
         let rep = String(replacement)
         var out: [Piece] = []
         for p in pieces {
-            var t = p.text.replacingOccurrences(of: " ", with: rep)
-            if !t.isEmpty && !t.hasPrefix(rep) {
-                if prependScheme == .always || (prependScheme == .first && p.atStart) { t = rep + t }
+            var t = replaceLiteral(p.text, " ", rep)
+            var span = 0
+            if p.startSpan > 0 {
+                span = replaceLiteral(String(decoding: p.text.utf8.prefix(p.startSpan), as: UTF8.self), " ", rep).utf8.count
             }
-            out.append(Piece(text: t, atStart: p.atStart))
+            if !t.isEmpty && !t.hasPrefix(rep) {
+                if prependScheme == .always || (prependScheme == .first && p.atStart) {
+                    t = rep + t
+                    if span > 0 { span += rep.utf8.count }
+                }
+            }
+            out.append(Piece(text: t, startSpan: span))
         }
         guard splitWords, let u = rep.unicodeScalars.first else { return out }
         return splitPieces(out, LiteralSplitter(pattern: [u.value]), .mergedWithNext, invert: false)
@@ -324,6 +433,11 @@ func makePreTokenizer(_ v: JSONValue?, _ r: JSONReader) throws -> PreTokenizer? 
         return MetaspacePreTokenizer(replacement: ch, prependScheme: scheme, splitWords: try r.optBool(v, "split", in: entry) ?? true)
     case "Digits":
         return DigitsPreTokenizer(individual: try r.optBool(v, "individual_digits", in: entry) ?? false)
+    case "Whitespace":
+        // \w+|[^\w\s]+ , each match a piece, the rest (whitespace) removed
+        return SplitPreTokenizer(splitter: WordSplitter(), behavior: .isolated, invert: false, dropUnmatched: true)
+    case "WhitespaceSplit":
+        return SplitPreTokenizer(splitter: WhitespaceRunSplitter(), behavior: .removed, invert: false, dropUnmatched: false)
     case "Sequence":
         let items = try r.array(v, "pretokenizers", in: entry)
         return SequencePreTokenizer(items: try items.compactMap { try makePreTokenizer($0, r) })

@@ -233,7 +233,9 @@ struct LiteralSplitter: RegexSplitter {
         var out: [Range<Int>] = []
         var i = 0
         while i + pattern.count <= s.count {
-            if s[i] == pattern[0] && Array(s[i..<(i + pattern.count)]) == pattern {
+            var ok = s[i] == pattern[0]
+            if ok { for k in 1..<pattern.count where s[i + k] != pattern[k] { ok = false; break } }
+            if ok {
                 out.append(i..<(i + pattern.count)); i += pattern.count
             } else { i += 1 }
         }

@@ -21,7 +21,7 @@ public final class Tokenizer {
 
     /// id -> token string for every id (model vocabulary and added tokens)
     private let idToTokenTable: [Int: String]
-    private let tokenToIdTable: [String: Int]
+    private let tokenToIdTable: ExactStringMap<Int>
     private let specialIds: Set<Int>
 
     public var bosTokenId: Int?
@@ -219,8 +219,13 @@ public final class Tokenizer {
         var vars: [String: JinjaValue] = [:]
         for (k, v) in specialTokenStrings { vars[k] = .string(v) }
         vars["add_generation_prompt"] = .bool(addGenerationPrompt)
+        // transformers passes tools=None and documents=None when there are none
+        vars["tools"] = JinjaValue.none
+        vars["documents"] = JinjaValue.none
+        // role and content first (the order Python dicts of messages usually have), then the rest
+        func rank(_ k: String) -> Int { k == "role" ? 0 : (k == "content" ? 1 : 2) }
         vars["messages"] = .array(messages.map { m in
-            .dict(m.sorted { $0.key < $1.key }.map { ($0.key, JinjaValue.string($0.value)) })
+            .dict(m.sorted { (rank($0.key), $0.key) < (rank($1.key), $1.key) }.map { ($0.key, JinjaValue.string($0.value)) })
         })
         return try t.render(vars)
     }
@@ -278,13 +283,28 @@ struct AddedTokens {
 
     func split(_ text: String, normalizer: Normalizer?) -> [Segment] {
         var out: [Segment] = []
-        let first = hasRaw ? Self.match(text, raw) : [.text(Piece(text: text, atStart: true))]
+        let first = hasRaw ? Self.match(text, raw) : [.text(Piece(original: text, atStart: true))]
         for seg in first {
             guard case .text(let p) = seg else { out.append(seg); continue }
-            let n = normalizer.map { Piece(text: $0.normalize(p.text), atStart: p.atStart) } ?? p
+            var n = p
+            if let norm = normalizer {
+                n.text = norm.normalize(p.text)
+                if p.atStart, let u = p.text.unicodeScalars.first {
+                    // the expansion of the first original character is aligned to offset 0
+                    n.startSpan = min(n.text.utf8.count, norm.normalize(String(u)).utf8.count)
+                }
+            }
             if hasNormalized {
+                var offset = 0
                 for s in Self.match(n.text, normalized) {
-                    if case .text(let q) = s { out.append(.text(Piece(text: q.text, atStart: n.atStart && q.atStart))) } else { out.append(s) }
+                    switch s {
+                    case .text(let q):
+                        out.append(.text(Piece(text: q.text, startSpan: n.startSpan > offset ? n.startSpan - offset : 0)))
+                        offset += q.text.utf8.count
+                    case .token(_, let matched):
+                        out.append(s)
+                        offset += matched.utf8.count
+                    }
                 }
             } else { out.append(.text(n)) }
         }
@@ -339,14 +359,14 @@ struct AddedTokens {
                 while let u = scalarAt(stop), u.properties.isWhitespace { stop += UTF8.width(u) }
             }
             if start > startOffset {
-                out.append(.text(Piece(text: String(decoding: b[startOffset..<start], as: UTF8.self), atStart: startOffset == 0)))
+                out.append(.text(Piece(original: String(decoding: b[startOffset..<start], as: UTF8.self), atStart: startOffset == 0)))
             }
             out.append(.token(t.id, String(decoding: b[start..<stop], as: UTF8.self)))
             startOffset = stop
             i = stop
         }
         if startOffset < n {
-            out.append(.text(Piece(text: String(decoding: b[startOffset..<n], as: UTF8.self), atStart: startOffset == 0)))
+            out.append(.text(Piece(original: String(decoding: b[startOffset..<n], as: UTF8.self), atStart: startOffset == 0)))
         }
         return out
     }

@@ -4,6 +4,8 @@ import Foundation
 import SafeTensors
 
 final class ControlVectorTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     /// llama.cpp adds direction.N to the output of block N (llama_adapter_cvec::apply puts file slot
     /// N at tensors[N]; build_cvec(cur, il) adds tensors[il] after block il's residual add).
     func testLayerMappingIsResidPostSameIndexAndBlockZeroIsUnreachable() {
@@ -42,8 +44,9 @@ final class ControlVectorTests: XCTestCase {
     func testExportThenReadBack() throws {
         let dir = try freshTempDir()
         let a: [Float] = (0..<8).map { Float($0) * 0.5 - 1 }, b: [Float] = (0..<8).map { Float($0 * $0) }
-        try writeSafetensorsFile(dir + "/v.safetensors", tensors: [("resid_post.7", [8], a), ("resid_post.2", [8], b)],
-                                 metadata: [("model_type", "qwen2")])
+        try writeSafeTensors(path: dir + "/v.safetensors", tensors: [TensorRecord(name: "resid_post.7", shape: [8], floats: a),
+                                                                         TensorRecord(name: "resid_post.2", shape: [8], floats: b)],
+                                 metadata: ["model_type": "qwen2"])
         let written = try ControlVectors.export(vectors: dir + "/v.safetensors", to: dir + "/cv.gguf", modelHint: nil)
         XCTAssertEqual(written, [2, 7])
         let f = try GGUFFile(path: dir + "/cv.gguf")
@@ -72,7 +75,7 @@ final class ControlVectorTests: XCTestCase {
             ("matrix", [("resid_post.1", [2, 2], [1, 2, 3, 4])], "1-D"),
         ]
         for (name, tensors, message) in cases {
-            try writeSafetensorsFile(dir + "/\(name).safetensors", tensors: tensors, metadata: [])
+            try writeSafeTensors(path: dir + "/\(name).safetensors", tensors: tensors.map { TensorRecord(name: $0.0, shape: $0.1, floats: $0.2) })
             XCTAssertThrowsError(try ControlVectors.export(vectors: dir + "/\(name).safetensors", to: dir + "/\(name).gguf", modelHint: "x")) { e in
                 XCTAssertTrue("\(e)".contains(message), "\(name): \(e)")
                 XCTAssertTrue("\(e)".contains("\(name).safetensors"), "names the file: \(e)")

@@ -6,10 +6,19 @@ import SafeTensors
 let convertFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures/gguf").path
 
+/// Temporary folders made by the current test; removed by `removeTempDirs()` in tearDown.
+nonisolated(unsafe) var tempDirs: [String] = []
+
 func freshTempDir() throws -> String {
     let d = FileManager.default.temporaryDirectory.appendingPathComponent("convert-tests-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    tempDirs.append(d)
     return d
+}
+
+func removeTempDirs() {
+    for d in tempDirs { try? FileManager.default.removeItem(atPath: d) }
+    tempDirs = []
 }
 
 func readJSON(_ path: String) throws -> JSONValue {
@@ -19,6 +28,8 @@ func readJSON(_ path: String) throws -> JSONValue {
 /// The expected values in fixtures/gguf/NAME.expected were written by transformers' own GGUF loader
 /// (make_convert_fixtures.py): its state dict, config and tokenizer for the same tiny GGUF.
 final class ConvertTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     func convertFixture(_ name: String) throws -> (out: String, report: ConvertReport) {
         let out = try freshTempDir() + "/hf"
         let report = try GGUFConverter.convert(gguf: "\(convertFixtures)/\(name).gguf", to: out)
@@ -98,6 +109,21 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(g["model_type"], .string("gemma3_text"))
     }
 
+    func testLlama3RopeScalingIsRecoveredFromRopeFreqs() throws {
+        let (out, _) = try convertFixture("tiny_llama3")
+        let c = try readJSON(out + "/config.json")
+        let params = try readJSON("\(convertFixtures)/tiny_llama3.params.json")
+        XCTAssertEqual(c["rope_scaling"], params["rope_scaling"])
+        XCTAssertEqual(c["rope_theta"], params["rope_theta"])
+        let ck = try Checkpoint(directory: out)
+        XCTAssertFalse(ck.tensorNames.contains { $0.contains("rope") })
+        XCTAssertTrue(ck.contains("model.layers.0.self_attn.q_proj.weight"))
+        // Divisors that no llama3 parameters produce are refused.
+        XCTAssertThrowsError(try GGUFConverter.inferLlama3RopeScaling([1, 1, 2.5, 1, 7, 32, 32, 32], theta: 500000, dim: 16, file: "f")) { e in
+            XCTAssertEqual((e as? ConvertError)?.kind, .unsupported)
+        }
+    }
+
     func testUnpermuteInvertsLlamaCppPermutation() throws {
         // llama.cpp: w.reshape(heads, 2, half, cols).swapaxes(1, 2) -> GGUF rows. 2 heads, half 2, 1 col:
         // HF rows [h0: a0 a1 b0 b1 | h1: c0 c1 d0 d1] are stored as [a0 b0 a1 b1 | c0 d0 c1 d1].
@@ -120,7 +146,7 @@ final class ConvertTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
         try Data("keep".utf8).write(to: URL(fileURLWithPath: out + "/marker"))
         XCTAssertThrowsError(try GGUFConverter.convert(gguf: "\(convertFixtures)/tiny_qwen2.gguf", to: out)) { e in
-            XCTAssertEqual((e as? ConvertError)?.kind, .targetExists)
+            XCTAssertEqual((e as? SafeTensorsError)?.kind, .targetExists, "\(e)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/marker"))
         _ = try GGUFConverter.convert(gguf: "\(convertFixtures)/tiny_qwen2.gguf", to: out, options: ConvertOptions(force: true))
@@ -174,6 +200,8 @@ final class ConvertTests: XCTestCase {
 }
 
 final class ConvertSourceTests: XCTestCase {
+    override func tearDown() { removeTempDirs() }
+
     func testHFSourceServesConvertedTensorsWithoutWriting() throws {
         let src = try GGUFHFSource(path: "\(convertFixtures)/tiny_llama.gguf")
         let want = try SafeTensorsFile(path: "\(convertFixtures)/tiny_llama.expected/model.safetensors")

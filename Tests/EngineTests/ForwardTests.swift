@@ -29,6 +29,40 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    /// states() captures the same tensors as logits(capture:) without computing logits.
+    func testStatesMatchLogitsCapture() throws {
+        let (m, ref) = try load("gemma2")
+        let tokens = try ref.ints("tokens")
+        let points: Set<HookPoint> = [.embed, .attnOut(0), .residMid(1), .mlpOut(1), .residPost(1)]
+        let a = try m.states(tokens: tokens, capture: points)
+        let b = try m.logits(tokens: tokens, capture: points).captured
+        XCTAssertEqual(Set(a.keys), points)
+        for p in points { XCTAssertEqual(a[p], b[p], "\(p)") }
+        checkTensor("gemma2 embed == resid_pre.0", a[.embed] ?? [], try ref.floats("resid_pre.0"), atol: Self.atol)
+    }
+
+    /// resid_post.L and resid_pre.(L+1) (and embed and resid_pre.0) are one state: their interventions
+    /// form one list in recipe order, and captures under either name are the same tensor.
+    func testAliasedPointsShareOneOrderedList() throws {
+        let (m, ref) = try load("llama")
+        let tokens = try ref.ints("tokens")
+        let H = m.config.hiddenSize
+        var r = [Float](repeating: 0, count: H); r[3] = 1
+        func run(_ ivs: [ResolvedIntervention]) throws -> [HookPoint: [Float]] {
+            try m.states(tokens: tokens, interventions: ivs, capture: [.residPost(0), .residPre(1), .embed, .residPre(0)])
+        }
+        let add = ResolvedIntervention(op: .add(scale: 3), point: .residPre(1), vector: r, positions: .all, entry: 0)
+        let ablate = ResolvedIntervention(op: .ablate(strength: 1), point: .residPost(0), vector: r, positions: .all, entry: 1)
+        let a = try run([add, ablate])     // add, then remove: nothing along r survives
+        let b = try run([ablate, add])     // remove, then add: exactly 3 along r
+        for t in 0..<tokens.count {
+            XCTAssertEqual(a[.residPost(0)]![t * H + 3], 0, accuracy: 1e-6)
+            XCTAssertEqual(b[.residPost(0)]![t * H + 3], 3, accuracy: 1e-6)
+        }
+        XCTAssertEqual(a[.residPost(0)], a[.residPre(1)])
+        XCTAssertEqual(a[.embed], a[.residPre(0)])
+    }
+
     /// Every recipe in recipes/ applied by hooks vs transformers with the same hooks.
     private func checkRecipes(_ name: String) throws {
         let (m, ref) = try load(name)
@@ -109,6 +143,16 @@ final class ForwardTests: XCTestCase {
         let c = try m.generate(prompt: tokens, maxTokens: 16, sampling: Sampling(temperature: 1.0, topP: 0.9, seed: 43),
                                stopTokens: [], onToken: { _ in true })
         XCTAssertNotEqual(a, c, "different seeds gave identical 16-token samples")
+    }
+
+    /// A nucleus so small it holds only the most probable token is greedy decoding.
+    func testTinyTopPIsGreedy() throws {
+        let (m, ref) = try load("qwen3")
+        let tokens = try ref.ints("tokens")
+        let want = try ref.ints("greedy.tokens")
+        let got = try m.generate(prompt: tokens, maxTokens: want.count, sampling: Sampling(temperature: 0.7, topP: 1e-6, seed: 9),
+                                 stopTokens: [], onToken: { _ in true })
+        XCTAssertEqual(got, want)
     }
 
     /// Logits of a prefix computed through the KV cache equal a fresh full forward (cache consistency).

@@ -55,36 +55,9 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(try render("{{ x|tojson(indent=-1) }}"), "{\n\"a\": 1\n}")
     }
 
-    /// BPE merged by rescanning the whole word for every merge: quadratic, so one pre-token of a
-    /// million letters took hours. Long words now merge through a heap; this checks it gives the
-    /// same tokens as the scan on every word of the corpus and on long synthetic words.
-    func testHeapMergeEqualsScanMerge() throws {
-        let scan = try Tokenizer(directory: "\(fixturesRoot)/tokenizers/smollm2")
-        let heap = try Tokenizer(directory: "\(fixturesRoot)/tokenizers/smollm2")
-        scan.model.mergeScanLimit = .max
-        heap.model.mergeScanLimit = 1
-        let corpus = try String(contentsOfFile: "\(fixturesRoot)/tokenizers/corpus.txt", encoding: .utf8)
-        var rng = SeededRandom(seed: 42)
-        var words = corpus.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-        let letters = Array("abcdefghijklmnopqrstuvwxyzéü中")
-        for _ in 0..<200 {
-            words.append(String((0..<Int.random(in: 60...400, using: &rng)).map { _ in letters[Int.random(in: 0..<letters.count, using: &rng)] }))
-        }
-        words.append(String(repeating: "ab", count: 300))
-        var checked = 0
-        for w in words {
-            XCTAssertEqual(heap.encode(w), scan.encode(w), w)
-            checked += 1
-        }
-        XCTAssertGreaterThan(checked, 1000)
-        for dir in ["spstyle", "metaspace", "llama3style", "qwen2style", "gpt2style"] {
-            let a = try Tokenizer(directory: "\(fixturesRoot)/tokenizers/\(dir)")
-            let b = try Tokenizer(directory: "\(fixturesRoot)/tokenizers/\(dir)")
-            a.model.mergeScanLimit = .max
-            b.model.mergeScanLimit = 1
-            for line in corpus.split(separator: "\n").prefix(300) { XCTAssertEqual(b.encode(String(line)), a.encode(String(line)), "\(dir): \(line)") }
-        }
-    }
+    // BPE merging was quadratic in the word length (hours for a million-letter word): fixed on
+    // main by the tokenizers helper with a heap for long words (the same fix this branch had);
+    // ResourceLimitTests.testMillionCharacterPrompts keeps it bounded.
 
     /// BPE vocabulary ids must fit the merge table's 32-bit ids (Int32(id) trapped).
     func testHugeVocabularyIdIsAnError() {

@@ -11,10 +11,18 @@ func tempFile(_ bytes: [UInt8], name: String = "t.gguf") throws -> String {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let p = dir.appendingPathComponent(name).path
     try Data(bytes).write(to: URL(fileURLWithPath: p))
+    ggufTempDirs.append(dir.path)
     return p
 }
 
+nonisolated(unsafe) var ggufTempDirs: [String] = []
+
 final class GGUFReaderTests: XCTestCase {
+    override func tearDown() {
+        for d in ggufTempDirs { try? FileManager.default.removeItem(atPath: d) }
+        ggufTempDirs = []
+    }
+
     // MARK: against gguf-py
 
     func testMetadataOfEveryValueType() throws {
@@ -83,6 +91,43 @@ final class GGUFReaderTests: XCTestCase {
         XCTAssertEqual(try f.floats("v"), [1, 2, 3, 4, 5, 6])
         XCTAssertEqual(try f.floats("s"), [7])
         XCTAssertEqual(f.tensorNames, ["v", "s"])
+    }
+
+    func testNonDefaultAlignment() throws {
+        var w = GGUFWriter()
+        w.alignment = 64
+        w.set("general.architecture", .string("x"))
+        w.tensors = [.init(name: "a", f32: [1, 2, 3], shape: [3]), .init(name: "b", f32: [4, 5], shape: [2])]
+        let f = try GGUFFile(path: try tempFile(w.serialized()))
+        XCTAssertEqual(f.alignment, 64)
+        XCTAssertEqual(f.dataOffset % 64, 0)
+        XCTAssertEqual(f.tensorInfo("b")?.offset, 64)
+        XCTAssertEqual(try f.floats("b"), [4, 5])
+    }
+
+    /// Truncations and byte flips of a valid file either parse or throw a GGUFError: never crash.
+    func testCorruptedFilesThrowOrParseButNeverCrash() throws {
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: ggufFixtures + "/quant_types.gguf")))
+        var rng = SystemRandomNumberGenerator()
+        var thrown = 0, parsed = 0
+        let headerEnd = try GGUFFile(path: ggufFixtures + "/quant_types.gguf").dataOffset
+        for trial in 0..<300 {
+            var b = good
+            if trial % 3 == 0 {
+                b = Array(b.prefix(Int.random(in: 0..<good.count, using: &rng)))
+            } else {
+                for _ in 0..<(1 + trial % 4) { b[Int.random(in: 0..<headerEnd, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            }
+            let p = try tempFile(b)
+            defer { try? FileManager.default.removeItem(atPath: (p as NSString).deletingLastPathComponent) }
+            do {
+                let f = try GGUFFile(path: p)
+                for n in f.tensorNames where f.tensorInfo(n)!.type.canDequantize { _ = try f.floats(n) }
+                parsed += 1
+            } catch is GGUFError { thrown += 1 }
+        }
+        XCTAssertEqual(thrown + parsed, 300)
+        XCTAssertGreaterThan(thrown, 50)
     }
 
     // MARK: bad input, one case per error, from literal bytes

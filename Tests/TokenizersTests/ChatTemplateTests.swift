@@ -81,12 +81,15 @@ final class ChatTemplateTests: XCTestCase {
                                   ["msgs": .array([.dict([("role", .string("user")), ("content", .string("q"))]),
                                                    .dict([("role", .string("assistant")), ("content", .string("a"))])])]), "['q']")
         XCTAssertEqual(try render("{% raw %}{{ not evaluated }}{% endraw %}"), "{{ not evaluated }}")
+        XCTAssertEqual(try render("{% macro item(x, sep=', ') %}<{{ x }}>{{ sep }}{% endmacro %}{{ item(1) }}{{ item(2, sep=';') }}{{ item('z', '!') }}"), "<1>, <2>;<z>!")
+        // strings are sequences of code points, as in Python
+        XCTAssertEqual(try render("{{ s|length }} {{ s[1] }} {{ s[::-1]|length }} {{ s == t }}", ["s": .string("e\u{301}x"), "t": .string("\u{E9}x")]), "3 \u{301} 3 False")
         XCTAssertEqual(try render("{{ \"it's\" }} {{ 'say \"x\"' | string }} {{ ['it\\'s'] }}"), "it's say \"x\" [\"it's\"]")
     }
 
     func testErrorsNameTheProblem() {
         XCTAssertThrowsError(try render("{% if x %}unclosed")) { XCTAssertTrue("\($0)".contains("missing {% elif or else or endif %}"), "\($0)") }
-        XCTAssertThrowsError(try render("{% macro m() %}{% endmacro %}")) { XCTAssertTrue("\($0)".contains("{% macro %} is not supported"), "\($0)") }
+        XCTAssertThrowsError(try render("{% call m() %}{% endcall %}")) { XCTAssertTrue("\($0)".contains("{% call %} is not supported"), "\($0)") }
         XCTAssertThrowsError(try render("{{ x | frobnicate }}")) { XCTAssertTrue("\($0)".contains("filter 'frobnicate' is not supported"), "\($0)") }
         XCTAssertThrowsError(try render("{{ raise_exception('bad input') }}")) { XCTAssertTrue("\($0)".hasSuffix("raise_exception: bad input"), "\($0)") }
         XCTAssertThrowsError(try render("line1\n{{ undefined_thing.attr }}")) { XCTAssertTrue("\($0)".contains("line 2"), "\($0)") }
@@ -97,6 +100,8 @@ final class ChatTemplateTests: XCTestCase {
         // deep nesting of blocks
         let deep = String(repeating: "{% if true %}", count: 200) + "x" + String(repeating: "{% endif %}", count: 200)
         XCTAssertThrowsError(try render(deep)) { XCTAssertTrue("\($0)".contains("nesting deeper than"), "\($0)") }
+        // runaway macro recursion
+        XCTAssertThrowsError(try render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")) { XCTAssertTrue("\($0)".contains("macro calls nested deeper than"), "\($0)") }
         // deep nesting of expressions
         let deepExpr = "{{ " + String(repeating: "(", count: 1000) + "1" + String(repeating: ")", count: 1000) + " }}"
         XCTAssertThrowsError(try render(deepExpr)) { XCTAssertTrue("\($0)".contains("nesting deeper than"), "\($0)") }

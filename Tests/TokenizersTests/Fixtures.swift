@@ -10,7 +10,7 @@ enum Fixtures {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fixtures/tokenizers")
 
-    static let names = ["smollm2", "gpt2style", "llama3style", "qwen2style", "spstyle", "metaspace", "metaspace_always"]
+    static let names = ["smollm2", "gpt2style", "llama3style", "qwen2style", "spstyle", "metaspace", "metaspace_always", "prefixstyle"]
 
     static func dir(_ name: String) -> String { root.appendingPathComponent(name).path }
 

@@ -31,6 +31,19 @@ final class GoldenTests: XCTestCase {
             XCTAssertEqual(tok.decode(want, skipSpecialTokens: true), c["decode_skip_special"]?.stringValue, "\(name) decode skip \(show(text))")
             if failures > 5 { break }
         }
+        // Seeded random strings that stress the regex matchers and added-token matching.
+        let fuzz = try XCTUnwrap(g["fuzz"]?.arrayValue)
+        XCTAssertGreaterThan(fuzz.count, 200)
+        var fuzzFailures = 0
+        for c in fuzz {
+            let text = try XCTUnwrap(c["text"]?.stringValue)
+            let want = try XCTUnwrap(c["ids"]?.intArray)
+            let got = tok.encode(text, addSpecialTokens: false)
+            if got != want && fuzzFailures < 5 {
+                fuzzFailures += 1
+                XCTFail("\(name) fuzz \(show(text)):\n  want \(want) \(tok.tokens(want))\n  got  \(got) \(tok.tokens(got))")
+            }
+        }
         for c in try XCTUnwrap(g["decode_cases"]?.arrayValue) {
             let ids = try XCTUnwrap(c["ids"]?.intArray)
             XCTAssertEqual(tok.decode(ids), c["text"]?.stringValue, "\(name) decode \(ids.prefix(8))")
@@ -40,6 +53,28 @@ final class GoldenTests: XCTestCase {
         }
     }
 
+    /// The 64 KB corpus as one text, for the fixtures whose goldens include it.
+    func testWholeCorpus() throws {
+        let url = Fixtures.root.appendingPathComponent("corpus.txt")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var checked = 0
+        for name in Fixtures.names {
+            let g = try Fixtures.json("\(name)/goldens.json")
+            guard let want = g["corpus_ids"]?.intArray else { continue }
+            let tok = try Fixtures.tokenizer(name)
+            let got = tok.encode(text, addSpecialTokens: false)
+            if got != want {
+                let k = zip(got, want).prefix(while: { $0 == $1 }).count
+                XCTFail("\(name): corpus ids differ at \(k): want \(want[k..<min(k + 8, want.count)]) got \(got[k..<min(k + 8, got.count)])")
+            }
+            if name != "metaspace" { // metaspace lowercases, so it cannot round-trip
+                XCTAssertEqual(tok.decode(want), text, "\(name): corpus round trip")
+            }
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 5)
+    }
+
     func testSmolLM2() throws { try checkFixture("smollm2") }
     func testGPT2Style() throws { try checkFixture("gpt2style") }
     func testLlama3Style() throws { try checkFixture("llama3style") }
@@ -47,6 +82,7 @@ final class GoldenTests: XCTestCase {
     func testSentencePieceStyle() throws { try checkFixture("spstyle") }
     func testMetaspace() throws { try checkFixture("metaspace") }
     func testMetaspaceAlways() throws { try checkFixture("metaspace_always") }
+    func testContinuingSubwordPrefix() throws { try checkFixture("prefixstyle") }
 
     /// Streaming decode emits exactly decode(ids) in total, and never a partial character.
     func testStreamingDecoderMatchesDecode() throws {
@@ -91,6 +127,23 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(sd2.finish(), "\u{FFFD}\u{FFFD}\u{FFFD}")
     }
 
+    /// Swift's String == treats "é" and "e\u{301}" as equal; the vocabulary and the word cache must not.
+    func testCanonicallyEquivalentWordsStayDistinct() throws {
+        for name in ["smollm2", "prefixstyle"] {
+            let tok = try Tokenizer(directory: Fixtures.dir(name)) // fresh: empty word cache
+            let decomposed = tok.encode("e\u{301}", addSpecialTokens: false)
+            let composed = tok.encode("\u{E9}", addSpecialTokens: false)
+            XCTAssertNotEqual(decomposed, composed, name)
+            if name == "smollm2" {
+                XCTAssertEqual(Array(tok.decode(composed).utf8), Array("\u{E9}".utf8), "byte-exact round trip")
+                XCTAssertEqual(Array(tok.decode(decomposed).utf8), Array("e\u{301}".utf8), "byte-exact round trip")
+            }
+        }
+        let p = try Fixtures.tokenizer("prefixstyle")
+        XCTAssertNotNil(p.tokenToId("\u{E9}"))
+        XCTAssertNil(p.tokenToId("e\u{301}"), "lookups compare code points, not canonical equivalence")
+    }
+
     func testSpecialIdsAndLookups() throws {
         let tok = try Fixtures.tokenizer("smollm2")
         XCTAssertEqual(tok.tokenToId("<|im_start|>"), 1)
@@ -105,5 +158,26 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(sp.bosTokenId, sp.tokenToId("<s>"))
         XCTAssertEqual(sp.encode("").first, sp.bosTokenId, "TemplateProcessing adds BOS")
         XCTAssertEqual(sp.encode("", addSpecialTokens: false), [])
+    }
+}
+
+final class ConcurrencyTests: XCTestCase {
+    /// The shared word cache is locked: concurrent encodes give the single-threaded result.
+    func testConcurrentEncodes() throws {
+        let tok = try Tokenizer(directory: Fixtures.dir("smollm2"))
+        let g = try Fixtures.json("smollm2/goldens.json")
+        let cases = try XCTUnwrap(g["cases"]?.arrayValue).compactMap { c -> (String, [Int])? in
+            guard let t = c["text"]?.stringValue, let ids = c["ids"]?.intArray else { return nil }
+            return (t, ids)
+        }
+        let lock = NSLock()
+        var mismatches = 0
+        DispatchQueue.concurrentPerform(iterations: 8) { k in
+            for (t, ids) in cases.shuffled() where tok.encode(t) != ids {
+                lock.lock(); mismatches += 1; lock.unlock()
+            }
+            _ = k
+        }
+        XCTAssertEqual(mismatches, 0)
     }
 }

@@ -24,7 +24,7 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     guard runs >= 1 else { throw UsageError("bench: --runs must be >= 1") }
     try EngineCLI.setThreads(threads, command: "bench")
 
-    let model = try EngineCLI.loadModel(modelPath)
+    let (_, model) = try EngineCLI.loadModel(modelPath)
     let V = model.config.vocabSize
     // A fixed, reproducible prompt of ordinary token ids (same as scripts/bench_torch.py).
     let prompt = (0..<promptTokens).map { (($0 * 7919) + 1000) % V }

@@ -13,6 +13,7 @@ extension CLI {
       Note: llama.cpp's cvector-generator measures at block N-1 and writes direction.N, so its vectors
       are applied one block after where they were measured; import keeps where they are applied.
       --model-hint NAME   controlvector.model_hint (default: the vectors file's metadata, else "unknown")
+      example: edit-cli control-vector export vectors.safetensors --out joyful.gguf --model-hint llama
     """
 }
 

@@ -11,6 +11,7 @@ extension CLI {
       The folder is written beside DIR and renamed into place when complete.
       --out DIR    output folder (must not exist unless --force)
       --force      replace an existing DIR
+      example: edit-cli convert SmolLM2-135M-Instruct.Q4_1.gguf --out ./SmolLM2-135M-Instruct
     """
 }
 

@@ -1,6 +1,8 @@
 import Foundation
 import SafeTensors
 import Engine
+import Editor
+import Tokenizers
 
 extension CLI {
     static let logitsHelp = """
@@ -9,7 +11,9 @@ extension CLI {
       [tokens, vocab], every position. With --recipe, the recipe's interventions are applied by hooks
       (the whole input counts as prompt: "last" is its last position).
       --tokens 1,2,3   token ids, comma-separated
-      --prompt TEXT    text to tokenize (needs the tokenizer module; --chat applies the chat template)
+      --prompt TEXT    text, encoded with the model's tokenizer.json (--chat: as one user message
+                       through the chat template, generation prompt added)
+      MODEL may also be a .gguf file (converted once into a cache folder).
       --threads N      compute threads (default: all cores)
       example: edit-cli logits ./SmolLM2-135M-Instruct --tokens 504,3458,282 --recipe r.json --out l.safetensors
     """
@@ -26,14 +30,15 @@ func runLogits(_ args: inout Arguments) throws -> Int32 {
     try args.finish()
     try EngineCLI.setThreads(threads, command: "logits")
 
-    let model = try EngineCLI.loadModel(modelPath)
-    let tokens = try EngineCLI.inputTokens(prompt: prompt, tokens: tokenList, chat: chat, command: "logits", model: modelPath)
+    let (folder, model) = try EngineCLI.loadModel(modelPath)
+    let tokens = try EngineCLI.inputTokens(prompt: prompt, tokens: tokenList, chat: chat, command: "logits", folder: folder).ids
     let ivs = try EngineCLI.interventions(recipePath, model: model)
     Progress.say("logits: \(tokens.count) tokens through \(model.config.modelType) (\(model.config.numLayers) layers)")
     let (logits, _) = try model.logits(tokens: tokens, interventions: ivs)
     var meta = ["format": "pt", "model": modelPath, "tokens": tokens.map(String.init).joined(separator: ",")]
     if let recipePath { meta["recipe"] = recipePath }
-    try EngineCLI.writeF32(path: out, name: "logits", shape: [tokens.count, model.config.vocabSize], values: logits, metadata: meta)
+    try writeSafeTensors(path: out, tensors: [TensorRecord(name: "logits", shape: [tokens.count, model.config.vocabSize], floats: logits)],
+                         metadata: meta)
     Progress.say("logits: wrote \(out) [\(tokens.count), \(model.config.vocabSize)]")
     return 0
 }
@@ -46,31 +51,45 @@ enum EngineCLI {
         LanguageModel.threads = n
     }
 
-    static func loadModel(_ path: String) throws -> LanguageModel {
+    /// The model folder (a .gguf is converted once into a cache folder) and the model loaded from it.
+    static func loadModel(_ path: String) throws -> (folder: String, model: LanguageModel) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw UsageError("\(path): no such file or folder")
         }
-        guard isDir.boolValue else {
-            if path.hasSuffix(".gguf") {
-                throw UsageError("\(path): the engine reads Hugging Face folders; convert first with edit-cli convert \(path) --out DIR")
-            }
-            throw UsageError("\(path): expected a Hugging Face model folder (config.json + safetensors)")
+        let folder = try GGUFModelCache.resolveModelPath(path, progress: { Progress.say($0) })
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw UsageError("\(path): expected a Hugging Face model folder (config.json + safetensors) or a .gguf file")
         }
-        Progress.say("loading \(path)")
-        return try LanguageModel.load(path: path)
+        Progress.say("loading \(folder)")
+        return (folder, try LanguageModel.load(path: folder))
     }
 
-    /// Token ids from --tokens, or the not-yet error for --prompt (exactly one of them).
-    static func inputTokens(prompt: String?, tokens: String?, chat: Bool, command: String, model: String) throws -> [Int] {
+    /// The folder's tokenizer, nil when it has no tokenizer.json.
+    static func tokenizer(_ folder: String) throws -> Tokenizer? {
+        guard FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json")) else { return nil }
+        return try Tokenizer(directory: folder)
+    }
+
+    /// Token ids from --tokens or --prompt (exactly one), and the tokenizer when the folder has one.
+    static func inputTokens(prompt: String?, tokens: String?, chat: Bool, command: String,
+                            folder: String) throws -> (ids: [Int], tokenizer: Tokenizer?) {
         switch (prompt, tokens) {
         case (nil, nil): throw UsageError("\(command): give --prompt TEXT or --tokens 1,2,3")
         case (.some, .some): throw UsageError("\(command): give --prompt or --tokens, not both")
         case (_, .some(let list)):
             if chat { throw UsageError("\(command): --chat applies to --prompt, not to --tokens") }
-            return try parseTokens(list, command: command)
-        case (.some, nil):
-            throw UsageError("\(command): --prompt needs the tokenizer, which this build does not have yet; pass --tokens 1,2,3")
+            return (try parseTokens(list, command: command), try tokenizer(folder))
+        case (.some(let text), nil):
+            guard let tok = try tokenizer(folder) else {
+                throw UsageError("\(command): \(folder) has no tokenizer.json; pass token ids with --tokens 1,2,3")
+            }
+            if chat {
+                let rendered = try tok.applyChatTemplate(messages: [["role": "user", "content": text]], addGenerationPrompt: true)
+                // The rendered template holds its own special tokens: add none again (as `tokenize --chat`).
+                return (tok.encode(rendered, addSpecialTokens: false), tok)
+            }
+            return (tok.encode(text), tok)
         }
     }
 
@@ -91,35 +110,5 @@ enum EngineCLI {
         guard let recipePath else { return [] }
         let recipe = try Recipe.load(path: recipePath)
         return try recipe.resolve(hiddenSize: model.config.hiddenSize, numLayers: model.config.numLayers)
-    }
-
-    /// One F32 tensor as a .safetensors file, written to a temp file beside `path` and renamed into place.
-    static func writeF32(path: String, name: String, shape: [Int], values: [Float], metadata: [String: String]) throws {
-        let count = values.count
-        var header: [(String, JSONValue)] = [("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]
-        header.append((name, .object([
-            ("dtype", .string("F32")),
-            ("shape", .array(shape.map { .int($0) })),
-            ("data_offsets", .array([.int(0), .int(count * 4)])),
-        ])))
-        var text = Array(JSONValue.object(header).serialized().utf8)
-        while text.count % 8 != 0 { text.append(0x20) }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(8 + text.count + count * 4)
-        withUnsafeBytes(of: UInt64(text.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: text)
-        values.withUnsafeBufferPointer { v in
-            for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-        }
-        let dir = (path as NSString).deletingLastPathComponent
-        let temp = (dir.isEmpty ? "" : dir + "/") + "." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else {
-            throw UsageError("\(path): cannot write (temporary file \(temp))")
-        }
-        if rename(temp, path) != 0 {
-            let e = String(cString: strerror(errno))
-            unlink(temp)
-            throw UsageError("\(path): cannot rename into place: \(e)")
-        }
     }
 }
