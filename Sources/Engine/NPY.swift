@@ -46,8 +46,10 @@ public enum NPY {
         switch descr { case "<f4": size = 4; case "<f8": size = 8; case "<f2": size = 2
         default: throw Error(description: "\(path): dtype '\(descr)', expected little-endian float (<f2, <f4, <f8)") }
         let dataStart = start + hlen
-        guard b.count - dataStart == n * size else {
-            throw Error(description: "\(path): data holds \(b.count - dataStart) bytes, shape \(shapeS) of \(descr) needs \(n * size)")
+        let (need, overflow) = n.multipliedReportingOverflow(by: size)
+        guard n >= 0, !overflow else { throw Error(description: "\(path): shape \(shapeS) is not a valid vector length") }
+        guard b.count - dataStart == need else {
+            throw Error(description: "\(path): data holds \(b.count - dataStart) bytes, shape \(shapeS) of \(descr) needs \(need)")
         }
         return b.withUnsafeBytes { raw in
             (0..<n).map { k -> Double in

@@ -166,6 +166,11 @@ public final class Checkpoint: TensorSource, @unchecked Sendable {
         try f.floats(name, into: out)
     }
 
+    /// Drops the tensor's mapped pages from the resident set (see SafeTensorsFile.releasePages).
+    public func releasePages(_ name: String) {
+        shard(of: name)?.releasePages(name)
+    }
+
     /// Sum of the tensors' byte sizes.
     public var totalBytes: Int { shards.reduce(0) { $0 + ($1.fileSize - $1.dataStart) } }
 }

@@ -79,6 +79,7 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             throw error
         }
         storage = .mapped(p, size)
+        FileMappings.register(UnsafeRawPointer(p), size)
         base = UnsafeRawPointer(p)
         fileSize = size
         dataStart = layout.dataStart
@@ -113,7 +114,7 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
 
     deinit {
         switch storage {
-        case .mapped(let p, let n): munmap(p, n)
+        case .mapped(let p, let n): FileMappings.unregister(UnsafeRawPointer(p)); munmap(p, n)
         case .owned(let p, _): p.deallocate()
         }
     }
@@ -276,6 +277,14 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + dataStart + e.begin, count: e.end - e.begin)
     }
 
+    /// Drops the tensor's pages from this process's resident set. The mapping is read-only and
+    /// private, so nothing is lost: touching the bytes again reads them from the file. Call it
+    /// after consuming a tensor of a large checkpoint (file-backed pages count in RSS).
+    public func releasePages(_ name: String) {
+        guard case .mapped = storage, let e = entries[name] else { return }
+        FileMappings.release(base + dataStart + e.begin, e.end - e.begin)
+    }
+
     public func floats(_ name: String) throws -> [Float] {
         guard let e = entries[name] else {
             throw SafeTensorsError(.missingTensor, file: path, tensor: name, "not in this file")
@@ -296,5 +305,43 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             throw SafeTensorsError(.shapeMismatch, file: path, tensor: name, "buffer holds \(out.count) floats, tensor has \(e.info.elementCount)")
         }
         FloatConversion.convert(try bytes(name), dtype: e.info.dtype, into: out)
+        releasePages(name) // the f32 copy is what the caller keeps
+    }
+}
+
+/// Read-only file mappings alive in this process (SafeTensorsFile), so the writer can tell a
+/// `.bytes` payload that lives in a mapped file (whose pages it may drop after writing them,
+/// keeping a copy of a 100 GB checkpoint at a flat resident set) from one in ordinary memory
+/// (where MADV_DONTNEED would destroy the data).
+enum FileMappings {
+    nonisolated(unsafe) private static var regions: [(start: UInt, end: UInt)] = []
+    private static let lock = NSLock()
+
+    static func register(_ p: UnsafeRawPointer, _ n: Int) {
+        lock.lock(); defer { lock.unlock() }
+        regions.append((UInt(bitPattern: p), UInt(bitPattern: p) + UInt(n)))
+    }
+
+    static func unregister(_ p: UnsafeRawPointer) {
+        lock.lock(); defer { lock.unlock() }
+        regions.removeAll { $0.start == UInt(bitPattern: p) }
+    }
+
+    /// Whether [p, p + n) lies inside one registered mapping.
+    static func contains(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let a = UInt(bitPattern: p), b = a + UInt(n)
+        return regions.contains { $0.start <= a && b <= $0.end }
+    }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// MADV_DONTNEED on the whole pages inside [p, p + n) of a registered mapping.
+    static func release(_ p: UnsafeRawPointer, _ n: Int) {
+        guard n > 0, contains(p, n) else { return }
+        let a = (UInt(bitPattern: p) + UInt(pageSize) - 1) & ~UInt(pageSize - 1)
+        let b = (UInt(bitPattern: p) + UInt(n)) & ~UInt(pageSize - 1)
+        guard b > a, let start = UnsafeMutableRawPointer(bitPattern: a) else { return }
+        _ = madvise(start, Int(b - a), Int32(MADV_DONTNEED))
     }
 }

@@ -423,7 +423,21 @@ struct SafeTensorsLayout {
             let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
             switch t.source {
             case .bytes(let b):
-                try writeAll(fd, UnsafeRawBufferPointer(rebasing: b[0..<size]), path)
+                if size > 0, let p = b.baseAddress, FileMappings.contains(p, size) {
+                    // From a mapped source file: write in chunks and drop each chunk's pages
+                    // afterwards, so copying a checkpoint keeps a flat resident set (mapped file
+                    // pages count in RSS until released).
+                    let chunk = 64 << 20
+                    var done = 0
+                    while done < size {
+                        let n = min(chunk, size - done)
+                        try writeAll(fd, UnsafeRawBufferPointer(start: p + done, count: n), path)
+                        FileMappings.release(p + done, n)
+                        done += n
+                    }
+                } else {
+                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: b[0..<size]), path)
+                }
             case .produce(let make):
                 let bytes = try make()
                 guard bytes.count == size else {

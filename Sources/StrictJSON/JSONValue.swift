@@ -252,6 +252,8 @@ struct JSONParser {
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
         if isInt, let v = Int(text) { return .int(v) }
         guard let d = Double(text) else { throw error("invalid number") }
+        // 1e400 would become infinity, which JSON cannot represent (it would be written back as null).
+        guard d.isFinite else { throw error("number \(text.prefix(40)) is out of the range of a double") }
         return .double(d)
     }
 

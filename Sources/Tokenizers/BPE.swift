@@ -41,7 +41,7 @@ final class BPEModel {
         var rev: [Int: String] = [:]
         rev.reserveCapacity(pairs.count)
         for (tok, idv) in pairs {
-            guard let id = idv.intValue, id >= 0 else { throw r.fail("\(entry): vocab entry '\(tok)' has id \(describe(idv)), expected a non-negative integer") }
+            guard let id = idv.intValue, id >= 0, id < Int(Int32.max) else { throw r.fail("\(entry): vocab entry '\(tok)' has id \(describe(idv)), expected an integer in 0..<2^31") }
             vocab[tok] = id
             rev[id] = tok
         }

@@ -536,11 +536,18 @@ struct JParser {
         depth += 1
         if depth > maxDepth * 4 { throw fail("expression nesting deeper than \(maxDepth * 4)") }
     }
+    /// Left-associative chains (a + b + c, x.a.b, x|f|g) build trees as deep as they are long:
+    /// each link counts as a level, so evaluating or freeing the tree cannot overflow the stack.
+    mutating func link(_ links: inout Int) throws {
+        links += 1
+        try enter()
+    }
 
     mutating func orExpr(allowCond: Bool) throws -> JExpr {
         try enter(); defer { depth -= 1 }
         var e = try andExpr()
-        while isName("or") { tp += 1; e = .binary("or", e, try andExpr()) }
+        var links = 0; defer { depth -= links }
+        while isName("or") { tp += 1; try link(&links); e = .binary("or", e, try andExpr()) }
         if allowCond && isName("if") {
             tp += 1
             let c = try orExpr(allowCond: false)
@@ -552,7 +559,8 @@ struct JParser {
     }
     mutating func andExpr() throws -> JExpr {
         var e = try notExpr()
-        while isName("and") { tp += 1; e = .binary("and", e, try notExpr()) }
+        var links = 0; defer { depth -= links }
+        while isName("and") { tp += 1; try link(&links); e = .binary("and", e, try notExpr()) }
         return e
     }
     mutating func notExpr() throws -> JExpr {
@@ -561,15 +569,16 @@ struct JParser {
     }
     mutating func compare() throws -> JExpr {
         var e = try concat()
+        var links = 0; defer { depth -= links }
         while true {
             if case .op(let o)? = peek(), ["==", "!=", "<", ">", "<=", ">="].contains(o) {
-                tp += 1; e = .binary(o, e, try concat())
+                tp += 1; try link(&links); e = .binary(o, e, try concat())
             } else if isName("in") {
-                tp += 1; e = .binary("in", e, try concat())
+                tp += 1; try link(&links); e = .binary("in", e, try concat())
             } else if isName("not"), tp + 1 < toks.count, toks[tp + 1] == .name("in") {
-                tp += 2; e = .binary("notin", e, try concat())
+                tp += 2; try link(&links); e = .binary("notin", e, try concat())
             } else if isName("is") {
-                tp += 1
+                tp += 1; try link(&links)
                 let neg = isName("not")
                 if neg { tp += 1 }
                 guard case .name(let tn)? = next() else { throw fail("expected a test name after 'is'") }
@@ -595,17 +604,20 @@ struct JParser {
     }
     mutating func concat() throws -> JExpr {
         var e = try additive()
-        while accept(.op("~")) { e = .binary("~", e, try additive()) }
+        var links = 0; defer { depth -= links }
+        while accept(.op("~")) { try link(&links); e = .binary("~", e, try additive()) }
         return e
     }
     mutating func additive() throws -> JExpr {
         var e = try multiplicative()
-        while case .op(let o)? = peek(), o == "+" || o == "-" { tp += 1; e = .binary(o, e, try multiplicative()) }
+        var links = 0; defer { depth -= links }
+        while case .op(let o)? = peek(), o == "+" || o == "-" { tp += 1; try link(&links); e = .binary(o, e, try multiplicative()) }
         return e
     }
     mutating func multiplicative() throws -> JExpr {
         var e = try unaryExpr()
-        while case .op(let o)? = peek(), ["*", "/", "//", "%"].contains(o) { tp += 1; e = .binary(o, e, try unaryExpr()) }
+        var links = 0; defer { depth -= links }
+        while case .op(let o)? = peek(), ["*", "/", "//", "%"].contains(o) { tp += 1; try link(&links); e = .binary(o, e, try unaryExpr()) }
         return e
     }
     mutating func unaryExpr() throws -> JExpr {
@@ -614,16 +626,19 @@ struct JParser {
             return .unary(o, try unaryExpr())
         }
         var e = try postfix()
-        if accept(.op("**")) { e = .binary("**", e, try unaryExpr()) }
+        if accept(.op("**")) { try enter(); defer { depth -= 1 }; e = .binary("**", e, try unaryExpr()) }
         return e
     }
     mutating func postfix() throws -> JExpr {
         var e = try primary()
+        var links = 0; defer { depth -= links }
         while true {
             if accept(.op(".")) {
+                try link(&links)
                 guard case .name(let n)? = next() else { throw fail("expected an attribute name after '.'") }
                 e = .attr(e, n)
             } else if accept(.op("[")) {
+                try link(&links)
                 var parts: [JExpr?] = [nil]
                 var isSlice = false
                 while true {
@@ -640,9 +655,11 @@ struct JParser {
                 }
             } else if peek() == .op("(") {
                 tp += 1
+                try link(&links)
                 let (a, kw) = try callArgs()
                 e = .call(e, a, kw)
             } else if accept(.op("|")) {
+                try link(&links)
                 guard case .name(let f)? = next() else { throw fail("expected a filter name after '|'") }
                 var a: [JExpr] = [], kw: [(String, JExpr)] = []
                 if accept(.op("(")) { (a, kw) = try callArgs() }
@@ -770,6 +787,8 @@ final class JContext {
                 let v = try eval(valueE)
                 if let a = attr {
                     guard case .namespace(let ns) = lookup(targets[0]) else { throw fail("cannot set attribute '\(a)' of '\(targets[0])' (not a namespace)") }
+                    if refers(v, to: ns, within: maxDepth) { throw fail("cannot store namespace '\(targets[0])' inside itself") }
+                    try checkNesting([v])
                     if let k = ns.values.firstIndex(where: { $0.0 == a }) { ns.values[k].1 = v } else { ns.values.append((a, v)) }
                 } else if targets.count == 1 {
                     scopes[scopes.count - 1][targets[0]] = v
@@ -848,8 +867,8 @@ final class JContext {
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
-        case .list(let xs): return .array(try xs.map { try eval($0) })
-        case .tuple(let xs): return .array(try xs.map { try eval($0) })
+        case .list(let xs): let items = try xs.map { try eval($0) }; try checkNesting(items); return .array(items)
+        case .tuple(let xs): let items = try xs.map { try eval($0) }; try checkNesting(items); return .array(items)
         case .dict(let ps):
             var out: [(String, JinjaValue)] = []
             for (k, v) in ps {
@@ -857,6 +876,7 @@ final class JContext {
                 let vv = try eval(v)
                 if let i = out.firstIndex(where: { $0.0 == ks }) { out[i].1 = vv } else { out.append((ks, vv)) }
             }
+            try checkNesting(out.map(\.1))
             return .dict(out)
         case .attr(let base, let name):
             let b = try eval(base)
@@ -886,7 +906,9 @@ final class JContext {
             case "not": return .bool(!v.truthy)
             case "-":
                 switch v {
-                case .int(let i): return .int(-i)
+                case .int(let i):
+                    if i == .min { throw fail("integer overflow in -") }
+                    return .int(-i)
                 case .double(let d): return .double(-d)
                 default: throw fail("cannot negate \(v.typeName)")
                 }
@@ -1049,9 +1071,11 @@ final class JContext {
                 case "/": if y == 0 { throw fail("division by zero") }; return .double(Double(x) / Double(y))
                 case "//":
                     if y == 0 { throw fail("division by zero") }
+                    if x == .min && y == -1 { throw fail("integer overflow in //") }
                     var q = x / y; if (x % y != 0) && ((x < 0) != (y < 0)) { q -= 1 }; return .int(q)
                 case "%":
                     if y == 0 { throw fail("modulo by zero") }
+                    if y == -1 { return .int(0) } // Int.min % -1 traps in Swift; the result is 0 for every x
                     var m = x % y; if m != 0 && ((m < 0) != (y < 0)) { m += y }; return .int(m)
                 default:
                     if y >= 0 && y < 64 {
@@ -1077,7 +1101,8 @@ final class JContext {
 
     func repeatString(_ s: String, _ k: Int) throws -> JinjaValue {
         if k <= 0 { return .string("") }
-        if s.utf8.count * k > maxOutput { throw fail("string repetition larger than \(maxOutput) bytes (limit)") }
+        let (total, overflow) = s.utf8.count.multipliedReportingOverflow(by: k)
+        if overflow || total > maxOutput { throw fail("string repetition larger than \(maxOutput) bytes (limit)") }
         return .string(String(repeating: s, count: k))
     }
 
@@ -1095,8 +1120,9 @@ final class JContext {
                 var vals: [(String, JinjaValue)] = []
                 if case .dict(let d)? = args.first { vals = d }
                 vals.append(contentsOf: kw)
+                try checkNesting(vals.map(\.1))
                 return .namespace(JinjaNamespace(vals))
-            case "dict": return .dict(kw)
+            case "dict": try checkNesting(kw.map(\.1)); return .dict(kw)
             case "len": return try filter("length", args.first ?? .undefined, [], [])
             case "range":
                 let ints = try args.map { v -> Int in guard case .int(let i) = v else { throw fail("range() needs integers") }; return i }
@@ -1272,7 +1298,12 @@ final class JContext {
             return v
         case "tojson":
             var indent: Int? = nil
-            if case .int(let i)? = args.first ?? kwarg(kw, "indent") { indent = i }
+            if case .int(let i)? = args.first ?? kwarg(kw, "indent") {
+                // Python pads with ' ' * indent (nothing when negative); a huge indent would
+                // allocate before the output limit is checked.
+                guard i <= 1024 else { throw fail("tojson indent \(i) is larger than 1024 (limit)") }
+                indent = max(0, i)
+            }
             var out = ""
             try toJSON(v, indent: indent, level: 0, into: &out)
             return .string(out)
@@ -1347,8 +1378,10 @@ final class JContext {
         case "indent":
             let width: Int = { if case .int(let w)? = args.first ?? kwarg(kw, "width") { return w }; return 4 }()
             let first: Bool = { if case .bool(let b)? = (args.count > 1 ? args[1] : kwarg(kw, "first")) { return b }; return false }()
-            let pad = String(repeating: " ", count: max(0, width))
             let lines = str(v).components(separatedBy: "\n")
+            let (padTotal, o) = max(0, width).multipliedReportingOverflow(by: lines.count)
+            if o || padTotal > maxOutput { throw fail("indent width \(width) makes output larger than \(maxOutput) bytes (limit)") }
+            let pad = String(repeating: " ", count: max(0, width))
             var out: [String] = []
             for (k, l) in lines.enumerated() {
                 if k == 0 { out.append(first ? pad + l : l) } else { out.append(l.isEmpty ? l : pad + l) }
@@ -1403,6 +1436,34 @@ final class JContext {
     }
 
     // MARK: output formatting (Python str / repr)
+
+    /// Values built at run time (a loop wrapping a list in a list) nest at most maxDepth deep:
+    /// printing, comparing or freeing them recurses once per level.
+    func checkNesting(_ items: [JinjaValue]) throws {
+        func deeper(_ v: JinjaValue, _ budget: Int) -> Bool {
+            if budget < 0 { return true }
+            switch v {
+            case .array(let a): return a.contains { deeper($0, budget - 1) }
+            case .dict(let d): return d.contains { deeper($0.1, budget - 1) }
+            case .namespace(let ns): return ns.values.contains { deeper($0.1, budget - 1) }
+            case .method(let b, _): return deeper(b, budget - 1)
+            default: return false
+            }
+        }
+        if items.contains(where: { deeper($0, maxDepth - 1) }) { throw fail("value nesting deeper than \(maxDepth) (limit)") }
+    }
+
+    /// Whether `v` holds the namespace `ns` (a cycle would make printing it recurse forever).
+    func refers(_ v: JinjaValue, to ns: JinjaNamespace, within budget: Int) -> Bool {
+        if budget < 0 { return true }
+        switch v {
+        case .namespace(let n): return n === ns || n.values.contains { refers($0.1, to: ns, within: budget - 1) }
+        case .array(let a): return a.contains { refers($0, to: ns, within: budget - 1) }
+        case .dict(let d): return d.contains { refers($0.1, to: ns, within: budget - 1) }
+        case .method(let b, _): return refers(b, to: ns, within: budget - 1)
+        default: return false
+        }
+    }
 
     func str(_ v: JinjaValue) -> String {
         switch v {
