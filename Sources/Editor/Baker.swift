@@ -199,7 +199,7 @@ extension Baker {
         s += "Recipe (`\(recipeFile)`, vectors in `\(vectorsFile)`, sha256 `\(recipeSHA)`):\n\n"
         for line in plan.summary { s += "- \(line)\n" }
         s += "\nWhat changed:\n\n"
-        s += "- edited tensors: \(report.edited.count) (\(report.edited.prefix(6).joined(separator: ", "))\(report.edited.count > 6 ? ", ..." : ""))\n"
+        s += "- edited tensors: \(report.edited.count)" + (report.edited.isEmpty ? "\n" : " (\(report.edited.prefix(6).joined(separator: ", "))\(report.edited.count > 6 ? ", ..." : ""))\n")
         if !report.added.isEmpty { s += "- added tensors: \(report.added.count) (\(report.added.prefix(6).joined(separator: ", "))\(report.added.count > 6 ? ", ..." : ""))\n" }
         for c in report.configChanges { s += "- config.json: `\(c)`\n" }
         if plan.asLlama { s += "- re-expressed as `LlamaForCausalLM` (same math) because the source architecture has no loadable bias slot\n" }

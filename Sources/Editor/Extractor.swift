@@ -60,7 +60,7 @@ public enum Extractor {
             var row: [[Double]] = []
             for l in layers {
                 guard let s = cap[.residPost(l)], s.count == p.count * h else {
-                    throw EditError.badInput("extract: the engine returned no resid_post.\(l) state") // programmer error, reported
+                    throw EditError.badInput("the engine returned no resid_post.\(l) state") // programmer error, reported
                 }
                 switch position {
                 case .last: row.append((0..<h).map { Double(s[(p.count - 1) * h + $0]) })
@@ -78,12 +78,12 @@ public enum Extractor {
 
     public static func extract(model: LanguageModel, positive: [[Int]], negative: [[Int]], options: ExtractOptions,
                                log: (String) -> Void = { _ in }) throws -> ExtractResult {
-        guard !positive.isEmpty, !negative.isEmpty else { throw EditError.badInput("extract: need at least one positive and one negative prompt") }
+        guard !positive.isEmpty, !negative.isEmpty else { throw EditError.badInput("need at least one positive and one negative prompt") }
         if options.method == .pca && positive.count != negative.count {
-            throw EditError.badInput("extract: pca pairs positives with negatives line by line; found \(positive.count) positive and \(negative.count) negative prompts")
+            throw EditError.badInput("pca pairs positives with negatives line by line; found \(positive.count) positive and \(negative.count) negative prompts")
         }
         for l in options.layers where l < 0 || l >= model.config.numLayers {
-            throw EditError.badInput("extract: layer \(l) is out of range (the model has \(model.config.numLayers) layers: 0-\(model.config.numLayers - 1))")
+            throw EditError.badInput("layer \(l) is out of range (the model has \(model.config.numLayers) layers: 0-\(model.config.numLayers - 1))")
         }
         let fp = try features(model: model, prompts: positive, layers: options.layers, position: options.position, log: log)
         let fn = try features(model: model, prompts: negative, layers: options.layers, position: options.position, log: log)

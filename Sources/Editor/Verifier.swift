@@ -88,7 +88,7 @@ public enum Verifier {
     /// Compares ORIGINAL with `recipe` applied by hooks against EDITED (no hooks) on each token list.
     public static func verify(original: String, edited: String, recipe: Recipe, prompts: [[Int]],
                               options: VerifyOptions = VerifyOptions(), log: (String) -> Void = { _ in }) throws -> VerifyReport {
-        guard !prompts.isEmpty else { throw EditError.badInput("verify: no prompts") }
+        guard !prompts.isEmpty else { throw EditError.badInput("no prompts") }
         let editedCheckpoint = try Checkpoint(directory: edited)
         let editedDType = dominantFloatDType(editedCheckpoint)
         let approximate = editedCheckpoint.shards.first?.metadata[Baker.approximateKey] == "true"

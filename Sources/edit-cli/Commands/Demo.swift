@@ -135,6 +135,7 @@ func runDemo(_ args: inout Arguments) throws -> Int32 {
     step("Done in \(String(format: "%.0f", Date().timeIntervalSince(started))) s. Outputs in \(outDir):")
     print("""
       vectors.safetensors, report.json, layers.png   steering vectors and the per-layer report
+      joyful.txt, gloomy.txt                          the contrastive prompts (one per line)
       joyful.recipe.json, no-joy.recipe.json          the recipes
       SmolLM2-135M-Instruct-joyful/                   baked checkpoints (load them with transformers,
       SmolLM2-135M-Instruct-no-joy/                   or check them again with edit-cli verify)
@@ -192,6 +193,7 @@ enum Demo {
                                     options: BakeOptions(force: true), log: Progress.say)
         print("baked \(outDir): \(report.edited.count) tensors edited, \(report.added.count) added")
         for s in report.summary { print("  " + s) }
+        for c in report.configChanges { print("  config.json: \(c)") }
         let v = try Verifier.verify(original: folder, edited: outDir, recipe: try Recipe.load(path: recipePath),
                                     prompts: prompts, log: Progress.say)
         print(String(format: "verify (hooked original vs baked, %d prompts): max|diff| %.2e (tolerance %.2e), mean KL %.2e, top-1 agreement %.1f%%, greedy agreement %.1f%%: %@",
