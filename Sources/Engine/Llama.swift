@@ -66,6 +66,7 @@ struct LlamaConfigJSON {
         let H = try required(hidden_size, "hidden_size", file)
         let nH = try required(num_attention_heads, "num_attention_heads", file)
         let L = try required(num_hidden_layers, "num_hidden_layers", file)
+        guard nH > 0 else { throw ModelError("\(file): num_attention_heads must be positive, found \(nH)") }
         let isQwen = modelType == "qwen2" || modelType == "qwen3"
         let nKV = num_key_value_heads ?? (modelType == "mistral" ? 8 : (isQwen ? 32 : nH))
         let hd = head_dim ?? (modelType == "qwen3" ? 128 : H / max(nH, 1))

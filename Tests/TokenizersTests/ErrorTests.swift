@@ -53,7 +53,7 @@ final class ErrorTests: XCTestCase {
         assertError(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["ab"]}"#),
                     "tokenizer.json: model 'BPE': merge 0 'ab' is not two tokens separated by a space")
         assertError(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": -1}, "merges": []}"#),
-                    "tokenizer.json: model 'BPE': vocab entry 'a' has id -1, expected a non-negative integer")
+                    "tokenizer.json: model 'BPE': vocab entry 'a' has id -1, expected an integer in 0..<2^31")
         assertError(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}"#),
                     "tokenizer.json: model 'BPE': unk_token '<unk>' is not in the vocabulary")
         assertError(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}"#),
