@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scale benchmark: a synthetic sharded bf16 checkpoint with Llama-3-8B shapes (9 layers, ~6 GB) in
 # $SCALE_DIR (default /work/cache/scale, not committed), then, each under /usr/bin/time -v:
-#   1. cp -r of the shards (the floor: pure I/O);
+#   1. cp -r of the shards, then sync (the floor: pure I/O; the writer fsyncs too);
 #   2. a copy through CheckpointWriter with .bytes payloads from the mapped shards
 #      (scripts/scale-bench-copy.swift), the path bake takes for untouched tensors;
 #   3. edit-cli bake with a full-residual ablation ({"op":"ablate","point":"residual"}), when this
@@ -50,7 +50,7 @@ measure() { # label, command...
 echo "checkpoint: $S/model, $(echo "$size / 1000000000" | bc -l | cut -c1-5) GB, $(ls "$S"/model/*.safetensors | wc -l) shards"
 rm -rf "$S/out-cp" "$S/out-copy" "$S/out-bake"
 cat "$S"/model/*.safetensors > /dev/null   # warm the page cache once, so every run reads from it
-measure cp cp -r "$S/model" "$S/out-cp"
+measure cp sh -c 'cp -r "$0" "$1" && sync' "$S/model" "$S/out-cp"
 rm -rf "$S/out-cp"
 measure copy "$B/scale-bench-copy" "$S/model" "$S/out-copy" "$shard"
 rm -rf "$S/out-copy"

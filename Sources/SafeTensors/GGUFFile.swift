@@ -93,6 +93,7 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
             var idx: [String: Int] = [:]
             for (k, t) in parsed.tensors.enumerated() { idx[t.name] = k }
             index = idx
+            FileMappings.register(UnsafeRawPointer(p), size)
         } catch {
             munmap(p, size)
             throw error
@@ -100,7 +101,7 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     }
 
     deinit {
-        if let base { munmap(base, mappedLength) }
+        if let base { FileMappings.unregister(UnsafeRawPointer(base)); munmap(base, mappedLength) }
     }
 
     // MARK: metadata helpers
@@ -141,6 +142,9 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
             throw GGUFError(.unsupportedType, file: path, tensor: name, "ggml type \(t.type.name) cannot be dequantized by this build (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K)")
         }
         let src = try bytes(name)
+        // The f32 copy is what the caller keeps: drop the mapped pages just read, so converting
+        // a 40 GB GGUF does not keep it resident (file-backed pages count in RSS).
+        defer { if let p = src.baseAddress { FileMappings.release(p, src.count) } }
         return [Float](unsafeUninitializedCapacity: t.elementCount) { out, n in
             if t.elementCount > 0 {
                 GGUFDequantize.dequantize(t.type, src.baseAddress!, count: t.elementCount, into: out.baseAddress!) // programmer error: sizes validated at open

@@ -37,6 +37,11 @@ public enum TensorPayload {
     /// A closure producing the bytes when the tensor is written (after `add`, during `commit`),
     /// so an edit holds one tensor at a time.
     case produce(() throws -> [UInt8])
+    /// A closure that writes the tensor in pieces, in order, through `emit` (as many calls as it
+    /// likes), so an edit of a tensor larger than memory should hold (a 128256 x 8192 embedding
+    /// is 4 GB as f32) keeps one chunk of rows at a time. The pieces must add up to exactly the
+    /// tensor's byte size.
+    case stream((_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void)
 }
 
 public struct TensorRecord {
@@ -444,6 +449,18 @@ struct SafeTensorsLayout {
                     throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the producer gave \(bytes.count)")
                 }
                 try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
+            case .stream(let produce):
+                var done = 0
+                try produce { piece in
+                    guard done + piece.count <= size else {
+                        throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave more")
+                    }
+                    if !piece.isEmpty { try writeAll(fd, piece, path) }
+                    done += piece.count
+                }
+                guard done == size else {
+                    throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave \(done)")
+                }
             }
             written(t.name)
         }

@@ -65,9 +65,9 @@ final class FindingsTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(tokenizerJSON: Array(json.utf8), configJSON: nil)) { XCTAssertTrue($0 is TokenizerError, "\($0)") }
     }
 
-    /// Reported to the Engine owner (Sources/Engine/Llama.swift:72, `H % nH`): a config.json with
-    /// "num_attention_heads": 0 and no head_dim crashes with a division by zero instead of an
-    /// error. Checked through the CLI so a crash fails this test instead of killing the suite.
+    /// fuzz/findings/config-zero-heads.json (fuzz: config): "num_attention_heads": 0 and no
+    /// head_dim divided by zero in Llama.swift (fixed on main by the Engine owner). Checked through
+    /// the CLI, so a crash fails this test instead of killing the suite.
     func testZeroAttentionHeadsIsAnErrorNotACrash() throws {
         guard let cli = editCLIPath() else { throw XCTSkip("edit-cli not built next to the test bundle") }
         let dir = try makeTempDir("zero-heads")

@@ -124,9 +124,6 @@ final class MutationTests: XCTestCase {
         let bases = try ["llama", "gpt2", "gemma2", "gemma3", "qwen2", "qwen3", "llama-dynamic"].map { try readFile("\(fixturesRoot)/models/\($0)/config.json") }
         _ = sweep("config.json", bases: bases, trials: 4000, text: true, seed: 0xC0F1) { bytes in
             guard let json = try? JSONValue.parse(data: bytes) else { return false }
-            // Reported Engine bug (division by zero in Llama.swift, FindingsTests): skipped here so
-            // the sweep covers the rest; FindingsTests checks it through the CLI.
-            if json["num_attention_heads"]?.intValue == 0 && json["head_dim"] == nil { return false }
             do {
                 let c = try ModelConfig.resolve(json: json)
                 XCTAssertFalse(c.weightTable.isEmpty)
@@ -198,6 +195,24 @@ final class MutationTests: XCTestCase {
                 _ = try r.resolve(hiddenSize: 64, numLayers: 2)
                 return true
             } catch is RecipeError { return false }
+        }
+    }
+
+    func testPromptFiles() throws {
+        let dir = try makeTempDir("prompts-mut", memory: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bases = try ["lines.txt", "prompts.jsonl"].map { Array(try readFile("\(repoRoot)/fuzz/corpus/prompts/\($0)").dropFirst()) }
+        var k = 0
+        _ = sweep("prompt file", bases: bases, trials: 3000, text: true, seed: 0x9A0F) { bytes in
+            k += 1
+            // .txt detects JSON Lines from the first line; every third file forces .jsonl.
+            let path = dir + (k % 3 == 0 ? "/p.jsonl" : "/p.txt")
+            try writeFile(path, bytes)
+            do {
+                let prompts = try PromptFile.load(path)
+                XCTAssertFalse(prompts.isEmpty)
+                return true
+            } catch is EditError { return false }
         }
     }
 

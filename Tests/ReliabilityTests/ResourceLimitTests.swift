@@ -7,6 +7,7 @@ import XCTest
 @testable import SafeTensors
 @testable import Tokenizers
 @testable import Engine
+import Editor
 
 final class ResourceLimitTests: XCTestCase {
     static let mb = 1 << 20
@@ -261,6 +262,15 @@ final class ResourceLimitTests: XCTestCase {
         print("resource: 1M-character single word -> \(ids.count) tokens in \(String(format: "%.2f", single)) s")
         XCTAssertLessThan(single, 20)
         XCTAssertEqual(t.decode(ids), word)
+
+        // The same million characters as one line of a prompt file (verify, extract).
+        let dir = try makeTempDir("prompt-file")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeFile(dir + "/p.txt", Array((text.replacingOccurrences(of: "\n", with: " ") + "\nshort\n").utf8))
+        var prompts: [String] = []
+        try assertBoundedMemory(100, "1M-character prompt file") { prompts = try PromptFile.load(dir + "/p.txt") }
+        XCTAssertEqual(prompts.count, 2)
+        XCTAssertEqual(prompts[0].utf8.count, text.utf8.count)
 
         let template = try XCTUnwrap(t.chatTemplate)
         _ = template

@@ -59,4 +59,45 @@ final class ScaleTests: XCTestCase {
         let written = withExtendedLifetime(back) { Array((try? back.bytes("h")) ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
         XCTAssertTrue(written == heap, "the payload in ordinary memory was not written as is")
     }
+
+    /// A `.stream` payload writes a tensor in pieces: a 256 MB tensor edited 1 MB at a time keeps
+    /// the resident set near one piece; a stream that gives too few or too many bytes is an error
+    /// and leaves nothing behind.
+    func testStreamedTensorKeepsResidentSetFlat() throws {
+        let dir = try makeTempDir("stream")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rows = 65536, cols = 2048                   // 256 MB of f16 (e.g. an embedding table)
+        let grown = try peakRSSGrowth {
+            let w = try CheckpointWriter(target: dir + "/out")
+            try w.add(TensorRecord(name: "embed", dtype: .F16, shape: [rows, cols], source: .stream { emit in
+                var chunk = [Float](repeating: 0, count: 256 * cols)
+                for r0 in stride(from: 0, to: rows, by: 256) {
+                    for i in chunk.indices { chunk[i] = Float((r0 + i / cols) % 1000) }
+                    let bytes = try chunk.withUnsafeBufferPointer { try FloatConversion.encode($0, as: .F16) }
+                    try bytes.withUnsafeBytes { try emit($0) }
+                }
+            }))
+            try w.commit()
+        }
+        if let grown {
+            print("scale: streaming a 256 MB tensor in 1 MB pieces grew peak RSS by \(grown >> 20) MB")
+            XCTAssertLessThan(grown, 64 << 20)
+        }
+        let f = try SafeTensorsFile(path: dir + "/out/model.safetensors")
+        let row = 12345
+        var values = [Float](repeating: 0, count: rows * cols)
+        try values.withUnsafeMutableBufferPointer { try f.floats("embed", into: $0) }
+        XCTAssertEqual(values[row * cols], Float(row % 1000))
+        XCTAssertEqual(values[rows * cols - 1], Float((rows - 1) % 1000))
+
+        for (label, pieces) in [("short", 3), ("long", 5)] {
+            let w = try CheckpointWriter(target: dir + "/\(label)")
+            try w.add(TensorRecord(name: "t", dtype: .U8, shape: [4], source: .stream { emit in
+                for _ in 0..<pieces { try [UInt8](repeating: 1, count: 1).withUnsafeBytes { try emit($0) } }
+                if pieces == 3 { return }
+            }))
+            XCTAssertThrowsError(try w.commit()) { XCTAssertEqual(($0 as? SafeTensorsError)?.kind, .invalidTensor, "\($0)") }
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["out"])
+    }
 }
