@@ -90,7 +90,7 @@ public enum Baker {
         log("checksumming \(source.shards.count) source shard(s)")
         var sourceSums: [JSONValue] = []
         for s in source.shards {
-            sourceSums.append(.object([("file", .string((s.path as NSString).lastPathComponent)), ("sha256", .string(try SHA256.hashFile(s.path)))]))
+            sourceSums.append(.object([("file", .string((s.path as NSString).lastPathComponent)), ("sha256", .string(try SHA256.hashFileCached(s.path)))]))
         }
         var metadata: [String: String] = [
             "steering.tool": "edit-cli bake",

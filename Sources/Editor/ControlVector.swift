@@ -61,7 +61,7 @@ public enum ControlVectors {
                 throw ControlVectorError(file: path, tensor: name, "only resid_post.L vectors can be exported: llama.cpp adds direction.N to the output of block N\(hint)")
             }
             guard let n = ControlVectorLayers.directionIndex(forResidPost: layer) else {
-                throw ControlVectorError(file: path, tensor: name, "resid_post.0 (the output of block 0) cannot be addressed by a llama.cpp control vector (direction.0 is rejected)")
+                throw ControlVectorError(file: path, tensor: name, "resid_post.0 (the output of block 0) cannot be addressed by a llama.cpp control vector (direction.0 is rejected); leave it out, e.g. edit-cli extract ... --layers 1-N")
             }
             guard let info = st.info(name), info.shape.count == 1 else {
                 throw ControlVectorError(file: path, tensor: name, "expected a 1-D vector, found shape \(st.info(name)?.shape ?? [])")

@@ -63,24 +63,30 @@ public struct SHA256 {
     @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
     private mutating func compress(_ block: UnsafeRawPointer) {
-        var w = [UInt32](repeating: 0, count: 64)
-        for i in 0..<16 { w[i] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
-        for i in 16..<64 {
-            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+        // The message schedule lives on the stack: an array per 64-byte block cost a heap
+        // allocation each and made hashing a checkpoint slower than copying it.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            SHA256.k.withUnsafeBufferPointer { k in
+                for i in 0..<16 { w[i] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
+                for i in 16..<64 {
+                    let x = w[i - 15], y = w[i - 2]
+                    let s0 = rotr(x, 7) ^ rotr(x, 18) ^ (x >> 3)
+                    let s1 = rotr(y, 17) ^ rotr(y, 19) ^ (y >> 10)
+                    w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+                }
+                var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+                for i in 0..<64 {
+                    let S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                    let ch = (e & f) ^ (~e & g)
+                    let t1 = hh &+ S1 &+ ch &+ k[i] &+ w[i]
+                    let S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                    let maj = (a & b) ^ (a & c) ^ (b & c)
+                    let t2 = S0 &+ maj
+                    hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+                }
+                h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+            }
         }
-        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-        for i in 0..<64 {
-            let S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let ch = (e & f) ^ (~e & g)
-            let t1 = hh &+ S1 &+ ch &+ SHA256.k[i] &+ w[i]
-            let S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let maj = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = S0 &+ maj
-            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
-        }
-        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
     }
 
     public static func hex(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
@@ -100,5 +106,39 @@ public struct SHA256 {
             chunk.withUnsafeBytes { s.update($0) }
         }
         return hex(s.finalize())
+    }
+}
+
+extension SHA256 {
+    /// `hashFile`, remembered per file in the cache folder (`<cache>/checksums/`), keyed by the file's
+    /// real path and validated by its device, inode, size and modification time in nanoseconds (the
+    /// rule git's index uses). Hashing is ~400 MB/s here, slower than copying a checkpoint, so a
+    /// second bake of the same source reuses the checksum. Any cache problem falls back to hashing.
+    public static func hashFileCached(_ path: String, cacheRoot: String? = nil) throws -> String {
+        var st = stat()
+        guard stat(path, &st) == 0, let real = realpath(path, nil) else { return try hashFile(path) }
+        let realPath = String(cString: real)
+        free(real)
+        let stamp = "\(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec) \(st.st_mtim.tv_nsec)"
+        let root = cacheRoot ?? ((GGUFModelCache.defaultRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("checksums")
+        let entry = (root as NSString).appendingPathComponent(hash(Array(realPath.utf8)))
+        if let data = FileManager.default.contents(atPath: entry), let text = String(data: data, encoding: .utf8) {
+            let parts = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if parts.count >= 2, parts[0] == stamp, parts[1].count == 64, parts[1].allSatisfy({ $0.isHexDigit }) {
+                return String(parts[1])
+            }
+        }
+        let digest = try hashFile(path)
+        // Only remember it if the file did not change while it was being hashed.
+        var after = stat()
+        if stat(path, &after) == 0, after.st_size == st.st_size, after.st_mtim.tv_sec == st.st_mtim.tv_sec,
+           after.st_mtim.tv_nsec == st.st_mtim.tv_nsec {
+            try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let tmp = entry + ".tmp-\(getpid())"
+            if FileManager.default.createFile(atPath: tmp, contents: Data((stamp + "\n" + digest + "\n" + realPath + "\n").utf8)) {
+                if rename(tmp, entry) != 0 { unlink(tmp) }
+            }
+        }
+        return digest
     }
 }

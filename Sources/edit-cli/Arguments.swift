@@ -8,6 +8,13 @@ struct UsageError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Bad input found after argument parsing (a missing model, a wrong file): printed after the
+/// command's name, exit 2.
+struct InputError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
 struct Arguments {
     var command: String
     private var items: [String]

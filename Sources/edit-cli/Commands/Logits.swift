@@ -55,11 +55,11 @@ enum EngineCLI {
     static func loadModel(_ path: String) throws -> (folder: String, model: LanguageModel) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw UsageError("\(path): no such file or folder")
+            throw InputError("\(path): no such file or folder")
         }
         let folder = try GGUFModelCache.resolveModelPath(path, progress: { Progress.say($0) })
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw UsageError("\(path): expected a Hugging Face model folder (config.json + safetensors) or a .gguf file")
+            throw InputError("\(path): expected a Hugging Face model folder (config.json + safetensors) or a .gguf file")
         }
         Progress.say("loading \(folder)")
         return (folder, try LanguageModel.load(path: folder))
