@@ -116,6 +116,11 @@ public enum Baker {
             guard let info = folded.info(name) else { continue } // programmer error: names come from folded
             if let raw = folded.unchangedBytes(name) {
                 try writer.add(TensorRecord(name: name, dtype: info.dtype, shape: info.shape, source: .bytes(raw)))
+            } else if folded.canStream(name) {
+                // Large edited tensors are folded block by block: memory stays at one block.
+                try writer.add(TensorRecord(name: name, dtype: info.dtype, shape: info.shape, source: .stream { emit in
+                    try folded.stream(name, as: info.dtype, emit: emit)
+                }))
             } else {
                 try writer.add(TensorRecord(name: name, dtype: info.dtype, shape: info.shape, source: .produce {
                     try encode(try folded.floats(name), as: info.dtype, name: name)

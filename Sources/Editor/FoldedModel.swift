@@ -134,6 +134,14 @@ public final class FoldedModel: TensorSource, @unchecked Sendable {
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
 
+    /// The edit role of a tensor (nil: unchanged or new).
+    func role(of name: String) -> TensorRole? { newTensors[name] == nil ? roles[name] : nil }
+
+    /// The source tensor a folded tensor is computed from.
+    func sourceName(of name: String) -> String {
+        (name == "lm_head.weight" && lmHeadFromTable) ? architecture.embedding : name
+    }
+
     /// The source bytes when a tensor is written unchanged (same values, same dtype); nil otherwise.
     public func unchangedBytes(_ name: String) -> UnsafeRawBufferPointer? {
         guard roles[name] == nil, newTensors[name] == nil, roundThrough == nil, let out = infos[name] else { return nil }
