@@ -50,9 +50,10 @@ extension FoldedModel {
             var i0 = 0
             while i0 < rows {
                 let n = min(rowsPerBlock, rows - i0)
-                try block.withUnsafeMutableBufferPointer { b in
+                block.withUnsafeMutableBufferPointer { b in
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[(i0 * cols * srcSize)..<((i0 + n) * cols * srcSize)])
                     FloatConversion.convert(bytes, dtype: si.dtype, count: n * cols, into: b.baseAddress!) // programmer error: non-empty block
+                    releaseMappedPages(bytes)
                     for (m, p) in projections.enumerated() {
                         e[m].withUnsafeMutableBufferPointer { em in
                             for i in 0..<n {
@@ -84,9 +85,10 @@ extension FoldedModel {
         while i0 < rows {
             let n = min(rowsPerBlock, rows - i0)
             if block.count != n * cols { block = [Float](repeating: 0, count: n * cols) }
-            try block.withUnsafeMutableBufferPointer { b in
+            block.withUnsafeMutableBufferPointer { b in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[(i0 * cols * srcSize)..<((i0 + n) * cols * srcSize)])
                 FloatConversion.convert(bytes, dtype: si.dtype, count: n * cols, into: b.baseAddress!) // programmer error: non-empty block
+                releaseMappedPages(bytes)
             }
             switch role {
             case let .linear(_, layout) where layout == .columns:

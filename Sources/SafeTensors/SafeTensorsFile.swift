@@ -345,3 +345,11 @@ enum FileMappings {
         _ = madvise(start, Int(b - a), Int32(MADV_DONTNEED))
     }
 }
+
+/// Drops the pages of `bytes` from the resident set when they lie in a read-only file mapping of
+/// this module (a slice of `SafeTensorsFile.bytes`), so a reader streaming through a large tensor
+/// keeps one block resident. Anything else is left alone.
+public func releaseMappedPages(_ bytes: UnsafeRawBufferPointer) {
+    guard let p = bytes.baseAddress else { return }
+    FileMappings.release(p, bytes.count)
+}
