@@ -45,9 +45,11 @@ public enum ControlVectorLayers {
 public enum ControlVectors {
     /// Reads a vectors file (tensors "<point>.<layer>", 1-D) and writes llama.cpp's control-vector
     /// GGUF. Only resid_post.L (L >= 1) can be expressed there; anything else is refused by name.
-    /// Returns the direction indices written.
+    /// Returns the direction indices written. With `skipBlockZero`, resid_post.0 (which `extract
+    /// --layers all` writes) is left out and reported through `skipped` instead of refused.
     @discardableResult
-    public static func export(vectors path: String, to out: String, modelHint: String?) throws -> [Int] {
+    public static func export(vectors path: String, to out: String, modelHint: String?,
+                              skipBlockZero: Bool = false, skipped: (String) -> Void = { _ in }) throws -> [Int] {
         let st = try SafeTensorsFile(path: path)
         var directions: [(Int, [Float])] = []
         var size: Int?
@@ -61,6 +63,7 @@ public enum ControlVectors {
                 throw ControlVectorError(file: path, tensor: name, "only resid_post.L vectors can be exported: llama.cpp adds direction.N to the output of block N\(hint)")
             }
             guard let n = ControlVectorLayers.directionIndex(forResidPost: layer) else {
+                if skipBlockZero { skipped(name); continue }
                 throw ControlVectorError(file: path, tensor: name, "resid_post.0 (the output of block 0) cannot be addressed by a llama.cpp control vector (direction.0 is rejected); leave it out, e.g. edit-cli extract ... --layers 1-N")
             }
             guard let info = st.info(name), info.shape.count == 1 else {

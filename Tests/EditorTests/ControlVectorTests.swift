@@ -98,3 +98,25 @@ final class ControlVectorTests: XCTestCase {
         }
     }
 }
+
+final class ControlVectorSkipTests: XCTestCase {
+    /// `extract --layers all` writes resid_post.0; the CLI's export skips it (with a note) and
+    /// writes the others, while the library's default still refuses it.
+    func testExportCanSkipBlockZero() throws {
+        let dir = NSTemporaryDirectory() + "cv-skip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vectors = dir + "/v.safetensors"
+        try writeSafeTensors(path: vectors, tensors: [
+            TensorRecord(name: "resid_post.0", shape: [2], floats: [1, 2]),
+            TensorRecord(name: "resid_post.3", shape: [2], floats: [3, 4]),
+        ])
+        XCTAssertThrowsError(try ControlVectors.export(vectors: vectors, to: dir + "/a.gguf", modelHint: nil))
+        var skipped: [String] = []
+        let written = try ControlVectors.export(vectors: vectors, to: dir + "/b.gguf", modelHint: nil, skipBlockZero: true) { skipped.append($0) }
+        XCTAssertEqual(written, [3])
+        XCTAssertEqual(skipped, ["resid_post.0"])
+        let back = try ControlVectors.read(gguf: dir + "/b.gguf")
+        XCTAssertEqual(back.vectors.map(\.layer), [3])
+    }
+}
