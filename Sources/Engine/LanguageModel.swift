@@ -33,7 +33,12 @@ public final class LanguageModel {
     public static func load(path: String) throws -> LanguageModel {
         let config = try ModelConfig.load(directory: path)
         let source = try Checkpoint(directory: path)
-        return try LanguageModel(config: config, weights: source)
+        do {
+            return try LanguageModel(config: config, weights: source)
+        } catch let e as ModelError {
+            // Weight-table errors name the tensor; say which checkpoint it is in.
+            throw ModelError("\(path): \(e)")
+        }
     }
 
     public init(config: ModelConfig, weights source: TensorSource) throws {

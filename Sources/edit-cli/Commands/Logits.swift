@@ -6,7 +6,7 @@ import Tokenizers
 
 extension CLI {
     static let logitsHelp = """
-    edit-cli logits MODEL (--prompt TEXT | --tokens 1,2,3) [--chat] [--recipe R] --out FILE.safetensors
+    edit-cli logits MODEL (--prompt TEXT | --tokens 1,2,3) [--chat] [--recipe R] [--threads N] --out FILE.safetensors
       Run MODEL (a Hugging Face folder) on one sequence and write tensor "logits", float32
       [tokens, vocab], every position. With --recipe, the recipe's interventions are applied by hooks
       (the whole input counts as prompt: "last" is its last position).
@@ -33,6 +33,12 @@ func runLogits(_ args: inout Arguments) throws -> Int32 {
     let (folder, model) = try EngineCLI.loadModel(modelPath)
     let tokens = try EngineCLI.inputTokens(prompt: prompt, tokens: tokenList, chat: chat, command: "logits", folder: folder).ids
     let ivs = try EngineCLI.interventions(recipePath, model: model)
+    // One forward over the whole input: a listed position past its end could never be reached.
+    for iv in ivs {
+        if case .list(let l) = iv.positions, let bad = l.first(where: { $0 >= tokens.count }) {
+            throw InputError("\(recipePath ?? "recipe"): interventions[\(iv.entry)]: position \(bad) is past the end of the \(tokens.count)-token input (positions are 0-\(tokens.count - 1))")
+        }
+    }
     Progress.say("logits: \(tokens.count) tokens through \(model.config.modelType) (\(model.config.numLayers) layers)")
     let (logits, _) = try model.logits(tokens: tokens, interventions: ivs)
     var meta = ["format": "pt", "model": modelPath, "tokens": tokens.map(String.init).joined(separator: ",")]
