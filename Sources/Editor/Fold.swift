@@ -43,17 +43,31 @@ public enum Fold {
     public static func applyAffine(_ ops: [WriterOp], toRows x: inout [Float], count: Int, hidden: Int, constantScale: Double = 1) {
         precondition(x.count == count * hidden) // programmer error: shapes come from the checkpoint header
         x.withUnsafeMutableBufferPointer { p in
-            for op in ops {
-                switch op {
-                case let .project(r, s, keep):
-                    for i in 0..<count { projectVector(p.baseAddress! + i * hidden, count: hidden, r: r, s: s, preserveNorm: keep) }
-                case .add(let c):
-                    for i in 0..<count {
-                        let row = p.baseAddress! + i * hidden
-                        for j in 0..<hidden { row[j] = Float(Double(row[j]) + c[j] * constantScale) }
-                    }
+            applyAffine(ops, toRows: p.baseAddress!, count: count, hidden: hidden, constantScale: constantScale) // programmer error: count > 0 or unused
+        }
+    }
+
+    /// The same on `count` rows at `x` (rows are independent: callers may split them across threads).
+    public static func applyAffine(_ ops: [WriterOp], toRows x: UnsafeMutablePointer<Float>, count: Int, hidden: Int, constantScale: Double = 1) {
+        for op in ops {
+            switch op {
+            case let .project(r, s, keep):
+                for i in 0..<count { projectVector(x + i * hidden, count: hidden, r: r, s: s, preserveNorm: keep) }
+            case .add(let c):
+                for i in 0..<count {
+                    let row = x + i * hidden
+                    for j in 0..<hidden { row[j] = Float(Double(row[j]) + c[j] * constantScale) }
                 }
             }
+        }
+    }
+
+    /// The linear part of `ops` on `count` rows at `x` whose written vectors are the rows
+    /// (embedding tables, GPT-2 Conv1D): rows are independent.
+    public static func applyLinearRows(_ ops: [WriterOp], to x: UnsafeMutablePointer<Float>, count: Int, cols: Int) {
+        for op in ops {
+            guard case let .project(r, s, keep) = op else { continue }
+            for i in 0..<count { projectVector(x + i * cols, count: cols, r: r, s: s, preserveNorm: keep) }
         }
     }
 

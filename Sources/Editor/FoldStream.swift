@@ -51,15 +51,21 @@ extension FoldedModel {
             while i0 < rows {
                 let n = min(rowsPerBlock, rows - i0)
                 block.withUnsafeMutableBufferPointer { b in
-                    let bytes = UnsafeRawBufferPointer(rebasing: raw[(i0 * cols * srcSize)..<((i0 + n) * cols * srcSize)])
-                    FloatConversion.convert(bytes, dtype: si.dtype, count: n * cols, into: b.baseAddress!) // programmer error: non-empty block
-                    releaseMappedPages(bytes)
+                    let base = b.baseAddress! // programmer error: non-empty block
+                    FoldStream.parallel(n) { rr in
+                        convertRows(raw, from: i0 + rr.lowerBound, count: rr.count, cols: cols, dtype: si.dtype, into: base + rr.lowerBound * cols)
+                    }
                     for (m, p) in projections.enumerated() {
                         e[m].withUnsafeMutableBufferPointer { em in
-                            for i in 0..<n {
-                                let ri = p.r[i0 + i]
-                                let row = b.baseAddress! + i * cols // programmer error: non-empty block
-                                for j in 0..<cols { em[j] += ri * Double(row[j]) }
+                            let acc = em.baseAddress! // programmer error: cols > 0
+                            // Split by columns: each sum keeps its row order, so results do not
+                            // depend on the number of threads.
+                            FoldStream.parallel(cols) { js in
+                                for i in 0..<n {
+                                    let ri = p.r[i0 + i]
+                                    let row = base + i * cols
+                                    for j in js { acc[j] += ri * Double(row[j]) }
+                                }
                             }
                         }
                     }
@@ -85,37 +91,61 @@ extension FoldedModel {
         while i0 < rows {
             let n = min(rowsPerBlock, rows - i0)
             if block.count != n * cols { block = [Float](repeating: 0, count: n * cols) }
-            block.withUnsafeMutableBufferPointer { b in
-                let bytes = UnsafeRawBufferPointer(rebasing: raw[(i0 * cols * srcSize)..<((i0 + n) * cols * srcSize)])
-                FloatConversion.convert(bytes, dtype: si.dtype, count: n * cols, into: b.baseAddress!) // programmer error: non-empty block
-                releaseMappedPages(bytes)
+            if case .affineRows = role, cols != hidden {
+                throw EditError.badInput("\(name): expected rows of \(hidden), found \(out.shape)")
             }
-            switch role {
-            case let .linear(_, layout) where layout == .columns:
-                block.withUnsafeMutableBufferPointer { b in
-                    for i in 0..<n {
-                        let row = b.baseAddress! + i * cols // programmer error: non-empty block
-                        for u in colUpdates {
-                            let ri = u.r[i0 + i]
-                            u.sd.withUnsafeBufferPointer { sd in
-                                for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
+            guard [.F32, .F16, .BF16, .F64].contains(dtype) else { throw EditError.unsupported("\(name): cannot write \(dtype.rawValue)") }
+            // Rows are independent here: each thread converts, folds and encodes its own rows.
+            var parts = [[UInt8]](repeating: [], count: 2)
+            block.withUnsafeMutableBufferPointer { b in
+                let base = b.baseAddress! // programmer error: non-empty block
+                parts.withUnsafeMutableBufferPointer { partsOut in
+                    FoldStream.parallel(n) { rowsRange in
+                        guard !rowsRange.isEmpty else { return }
+                        let start = base + rowsRange.lowerBound * cols
+                        let count = rowsRange.count
+                        convertRows(raw, from: i0 + rowsRange.lowerBound, count: count, cols: cols, dtype: si.dtype, into: start)
+                        switch role {
+                        case let .linear(_, layout) where layout == .columns:
+                            for i in rowsRange {
+                                let row = base + i * cols
+                                for u in colUpdates {
+                                    let ri = u.r[i0 + i]
+                                    u.sd.withUnsafeBufferPointer { sd in
+                                        for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
+                                    }
+                                }
                             }
+                        case .linear:
+                            Fold.applyLinearRows(ops, to: start, count: count, cols: cols)
+                        case let .affineRows(_, scale):
+                            Fold.applyAffine(ops, toRows: start, count: count, hidden: hidden, constantScale: scale)
                         }
+                        let part = UnsafeBufferPointer(start: start, count: count * cols)
+                        partsOut[rowsRange.lowerBound == 0 ? 0 : 1] = (try? FloatConversion.encode(part, as: dtype)) ?? []
                     }
                 }
-            case let .linear(_, layout):
-                Fold.applyLinear(ops, to: &block, rows: n, cols: cols, layout: layout)
-            case let .affineRows(_, scale):
-                guard cols == hidden else { throw EditError.badInput("\(name): expected rows of \(hidden), found \(out.shape)") }
-                Fold.applyAffine(ops, toRows: &block, count: n, hidden: hidden, constantScale: scale)
             }
-            let encoded: [UInt8]
-            do { encoded = try block.withUnsafeBufferPointer { try FloatConversion.encode($0, as: dtype) } } catch {
-                throw EditError.unsupported("\(name): cannot write \(dtype.rawValue)")
-            }
-            try encoded.withUnsafeBytes { try emit($0) }
+            for p in parts where !p.isEmpty { try p.withUnsafeBytes { try emit($0) } }
             i0 += n
         }
         source.releasePages(srcName)
+
+        /// Converts `count` source rows starting at row `from` to f32 and drops their mapped pages.
+        func convertRows(_ raw: UnsafeRawBufferPointer, from: Int, count: Int, cols: Int, dtype: DType, into out: UnsafeMutablePointer<Float>) {
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[(from * cols * srcSize)..<((from + count) * cols * srcSize)])
+            FloatConversion.convert(bytes, dtype: dtype, count: count * cols, into: out)
+            releaseMappedPages(bytes)
+        }
+    }
+}
+
+enum FoldStream {
+    /// Runs `body` on two halves of 0..<n at once (this machine class has 2 cores; the writer
+    /// waits meanwhile). Small ranges run inline.
+    static func parallel(_ n: Int, _ body: (Range<Int>) -> Void) {
+        guard n >= 64 else { body(0..<n); return }
+        let mid = n / 2
+        DispatchQueue.concurrentPerform(iterations: 2) { k in body(k == 0 ? 0..<mid : mid..<n) }
     }
 }
