@@ -194,7 +194,9 @@ extension Baker {
             }
             out.append(.object(pairs))
         }
-        return (.object([("interventions", .array(out))]), safeTensorsBytes(tensors, metadata: [("format", "pt")]))
+        return (.object([("interventions", .array(out))]), try safeTensorsData(tensors: tensors.map {
+            TensorRecord(name: $0.name, dtype: $0.dtype, shape: $0.shape, source: .produce { [bytes = $0.bytes] in bytes })
+        }))
     }
 
     static func modelCard(model: String, plan: FoldPlan, report: BakeReport, options: BakeOptions, recipeSHA: String, sources: [JSONValue]) -> String {
@@ -217,24 +219,3 @@ extension Baker {
 }
 
 /// A complete single .safetensors file in memory (small files: vectors, recipes' companions).
-public func safeTensorsBytes(_ tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])], metadata: [(String, String)]) -> [UInt8] {
-    var header: [(String, JSONValue)] = []
-    if !metadata.isEmpty { header.append(("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))) }
-    var offset = 0
-    for t in tensors {
-        header.append((t.name, .object([
-            ("dtype", .string(t.dtype.rawValue)),
-            ("shape", .array(t.shape.map { .int($0) })),
-            ("data_offsets", .array([.int(offset), .int(offset + t.bytes.count)])),
-        ])))
-        offset += t.bytes.count
-    }
-    var h = Array(JSONValue.object(header).serialized().utf8)
-    while h.count % 8 != 0 { h.append(0x20) }
-    var out = [UInt8]()
-    out.reserveCapacity(8 + h.count + offset)
-    withUnsafeBytes(of: UInt64(h.count).littleEndian) { out += $0 }
-    out += h
-    for t in tensors { out += t.bytes }
-    return out
-}

@@ -178,20 +178,18 @@ public enum Extractor {
     static func norm(_ a: [Double]) -> Double { dot(a, a).squareRoot() }
 
     /// The vectors file: tensors "resid_post.<L>" (F32 [hidden]) with metadata.
-    public static func vectorsFile(_ r: ExtractResult, model: String, chat: Bool) -> [UInt8] {
-        let tensors = r.options.layers.compactMap { l -> (name: String, dtype: DType, shape: [Int], bytes: [UInt8])? in
+    public static func vectorsFile(_ r: ExtractResult, model: String, chat: Bool) throws -> [UInt8] {
+        let tensors = r.options.layers.compactMap { l -> TensorRecord? in
             guard let v = r.vectors[l] else { return nil }
-            var b = [UInt8](); b.reserveCapacity(v.count * 4)
-            for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { b += $0 } }
-            return ("resid_post.\(l)", .F32, [v.count], b)
+            return TensorRecord(name: "resid_post.\(l)", shape: [v.count], floats: v)
         }
-        let meta: [(String, String)] = [
-            ("format", "pt"), ("model", model), ("method", r.options.method.rawValue), ("position", r.options.position.rawValue),
-            ("point", "resid_post"), ("layers", r.options.layers.map(String.init).joined(separator: ",")),
-            ("positive_count", "\(r.positiveCount)"), ("negative_count", "\(r.negativeCount)"), ("chat", chat ? "true" : "false"),
-            ("unit_length", r.options.method == .pca ? "true" : "false"),
+        let meta: [String: String] = [
+            "model": model, "method": r.options.method.rawValue, "position": r.options.position.rawValue,
+            "point": "resid_post", "layers": r.options.layers.map(String.init).joined(separator: ","),
+            "positive_count": "\(r.positiveCount)", "negative_count": "\(r.negativeCount)", "chat": chat ? "true" : "false",
+            "unit_length": r.options.method == .pca ? "true" : "false",
         ]
-        return safeTensorsBytes(tensors, metadata: meta)
+        return try safeTensorsData(tensors: tensors, metadata: meta)
     }
 
     /// Line chart per layer: effect size (Cohen's d, blue, left axis) and leave-one-pair-out sign

@@ -373,6 +373,15 @@ enum ActiveTemporaries {
 
 // MARK: - one file's layout and writing
 
+/// One safetensors file's bytes in memory (same layout and checks as `writeSafeTensors`), for
+/// small files that travel inside something else (a checkpoint's vectors file, an extract result).
+public func safeTensorsData(tensors: [TensorRecord], metadata: [String: String] = [:]) throws -> [UInt8] {
+    let layout = try SafeTensorsLayout(tensors, metadata: metadata, file: "<memory>")
+    var out: [UInt8] = []
+    try layout.emit(displayName: "<memory>") { out.append(contentsOf: $0) }
+    return out
+}
+
 /// The header and tensor order of one safetensors file (rules 1-2), validated.
 struct SafeTensorsLayout {
     var ordered: [TensorRecord]
@@ -421,9 +430,17 @@ struct SafeTensorsLayout {
         guard fd >= 0 else { throw posixError(path, "cannot create") }
         var ok = false
         defer { close(fd); if !ok { unlink(path) } }
+        try emit(displayName: displayName, written: written) { try writeAll(fd, $0, path) }
+        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+        ok = true
+    }
+
+    /// The file's bytes in order (length prefix, header, tensors produced only now) through `sink`.
+    func emit(displayName: String, written: (String) -> Void = { _ in },
+              _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
         prefix += header
-        try prefix.withUnsafeBytes { try writeAll(fd, $0, path) }
+        try prefix.withUnsafeBytes { try sink($0) }
         for t in ordered {
             let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
             switch t.source {
@@ -436,26 +453,26 @@ struct SafeTensorsLayout {
                     var done = 0
                     while done < size {
                         let n = min(chunk, size - done)
-                        try writeAll(fd, UnsafeRawBufferPointer(start: p + done, count: n), path)
+                        try sink(UnsafeRawBufferPointer(start: p + done, count: n))
                         FileMappings.release(p + done, n)
                         done += n
                     }
                 } else {
-                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: b[0..<size]), path)
+                    try sink(UnsafeRawBufferPointer(rebasing: b[0..<size]))
                 }
             case .produce(let make):
                 let bytes = try make()
                 guard bytes.count == size else {
                     throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the producer gave \(bytes.count)")
                 }
-                try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
+                try bytes.withUnsafeBytes { try sink($0) }
             case .stream(let produce):
                 var done = 0
                 try produce { piece in
                     guard done + piece.count <= size else {
                         throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave more")
                     }
-                    if !piece.isEmpty { try writeAll(fd, piece, path) }
+                    if !piece.isEmpty { try sink(piece) }
                     done += piece.count
                 }
                 guard done == size else {
@@ -464,8 +481,6 @@ struct SafeTensorsLayout {
             }
             written(t.name)
         }
-        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
-        ok = true
     }
 }
 

@@ -170,7 +170,7 @@ final class ExtractTests: XCTestCase {
         }
         XCTAssertEqual(r.reports.count, 2)
         // Written file: tensors and metadata.
-        let bytes = Extractor.vectorsFile(r, model: "llama", chat: false)
+        let bytes = try Extractor.vectorsFile(r, model: "llama", chat: false)
         let path = EditorFixtures.tempDir("extract") + "/v.safetensors"
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         FileManager.default.createFile(atPath: path, contents: Data(bytes))

@@ -69,9 +69,9 @@ func runDemo(_ args: inout Arguments) throws -> Int32 {
     let extracted = try Extractor.extract(model: model, positive: pos, negative: neg,
                                           options: ExtractOptions(layers: Array(0..<n), method: .meanDiff, position: .last),
                                           log: Progress.say)
-    try writeSafeTensorsBytes(Extractor.vectorsFile(extracted, model: folder, chat: false), to: out("vectors.safetensors"))
-    try writeSafeTensorsBytes(Array((extracted.reportJSON.serialized(pretty: true) + "\n").utf8), to: out("report.json"))
-    try writeSafeTensorsBytes(try Extractor.plot(extracted, model: "SmolLM2-135M-Instruct"), to: out("layers.png"))
+    try writeFileAtomically(Extractor.vectorsFile(extracted, model: folder, chat: false), to: out("vectors.safetensors"))
+    try writeFileAtomically(Array((extracted.reportJSON.serialized(pretty: true) + "\n").utf8), to: out("report.json"))
+    try writeFileAtomically(try Extractor.plot(extracted, model: "SmolLM2-135M-Instruct"), to: out("layers.png"))
     print("layer   effect size (d)   accuracy   |v|/mean|x|")
     for l in extracted.reports {
         print(String(format: "%5d   %15.3f   %8.3f   %11.4f", l.layer, l.effectSize, l.accuracy, l.relativeNorm))

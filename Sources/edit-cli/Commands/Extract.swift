@@ -68,19 +68,19 @@ func runExtract(_ args: inout Arguments) throws -> Int32 {
     let neg = try PromptFile.encode(try PromptFile.load(negPath), tokenizer: tok, chat: chat)
     let r = try Extractor.extract(model: model, positive: pos, negative: neg,
                                   options: ExtractOptions(layers: layers, method: method, position: position), log: Progress.say)
-    try writeSafeTensorsBytes(Extractor.vectorsFile(r, model: modelPath, chat: chat), to: out)
+    try writeFileAtomically(Extractor.vectorsFile(r, model: modelPath, chat: chat), to: out)
     print("layer   effect size (d)   accuracy   |v|/mean|x|")
     for l in r.reports {
         print(String(format: "%5d   %15.3f   %8.3f   %11.4f", l.layer, l.effectSize, l.accuracy, l.relativeNorm))
     }
-    if let reportPath { try writeSafeTensorsBytes(Array((r.reportJSON.serialized(pretty: true) + "\n").utf8), to: reportPath) }
-    if let plotPath { try writeSafeTensorsBytes(try Extractor.plot(r, model: modelPath), to: plotPath) }
+    if let reportPath { try writeFileAtomically(Array((r.reportJSON.serialized(pretty: true) + "\n").utf8), to: reportPath) }
+    if let plotPath { try writeFileAtomically(try Extractor.plot(r, model: modelPath), to: plotPath) }
     print("wrote \(out) (\(layers.count) vectors, \(pos.count) positive / \(neg.count) negative prompts)")
     return 0
 }
 
 /// Writes bytes to a temp file beside `path`, then renames it into place.
-func writeSafeTensorsBytes(_ bytes: [UInt8], to path: String) throws {
+func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     let dir = (path as NSString).deletingLastPathComponent
     let temp = (dir.isEmpty ? "" : dir + "/") + "." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
     guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else { throw UsageError("\(path): cannot write") }
