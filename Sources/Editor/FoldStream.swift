@@ -20,7 +20,7 @@ extension FoldedModel {
     }
 
     /// Writes the folded tensor encoded as `dtype` through `emit`, one block of rows at a time.
-    public func stream(_ name: String, as dtype: DType, blockBytes: Int = 64 << 20,
+    public func stream(_ name: String, as dtype: DType, blockBytes: Int = 16 << 20,
                        emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard canStream(name), let out = info(name), let role = role(of: name) else {
             throw EditError.badInput("\(name): cannot be streamed") // programmer error: callers check canStream
@@ -46,26 +46,23 @@ extension FoldedModel {
                 throw EditError.badInput("\(name): direction size does not match \(rows) rows") // programmer error: planned
             }
             var e = [[Double]](repeating: [Double](repeating: 0, count: cols), count: projections.count)
-            var block = [Float](repeating: 0, count: min(rows, rowsPerBlock) * cols)
+            let base = streamScratch.floats(min(rows, rowsPerBlock) * cols)
             var i0 = 0
             while i0 < rows {
                 let n = min(rowsPerBlock, rows - i0)
-                block.withUnsafeMutableBufferPointer { b in
-                    let base = b.baseAddress! // programmer error: non-empty block
-                    FoldStream.parallel(n) { rr in
-                        convertRows(raw, from: i0 + rr.lowerBound, count: rr.count, cols: cols, dtype: si.dtype, into: base + rr.lowerBound * cols)
-                    }
-                    for (m, p) in projections.enumerated() {
-                        e[m].withUnsafeMutableBufferPointer { em in
-                            let acc = em.baseAddress! // programmer error: cols > 0
-                            // Split by columns: each sum keeps its row order, so results do not
-                            // depend on the number of threads.
-                            FoldStream.parallel(cols) { js in
-                                for i in 0..<n {
-                                    let ri = p.r[i0 + i]
-                                    let row = base + i * cols
-                                    for j in js { acc[j] += ri * Double(row[j]) }
-                                }
+                FoldStream.parallel(n) { rr in
+                    convertRows(raw, from: i0 + rr.lowerBound, count: rr.count, cols: cols, dtype: si.dtype, into: base + rr.lowerBound * cols)
+                }
+                for (m, p) in projections.enumerated() {
+                    e[m].withUnsafeMutableBufferPointer { em in
+                        let acc = em.baseAddress! // programmer error: cols > 0
+                        // Split by columns: each sum keeps its row order, so results do not
+                        // depend on the number of threads.
+                        FoldStream.parallel(cols) { js in
+                            for i in 0..<n {
+                                let ri = p.r[i0 + i]
+                                let row = base + i * cols
+                                for j in js { acc[j] += ri * Double(row[j]) }
                             }
                         }
                     }
@@ -85,48 +82,44 @@ extension FoldedModel {
             }
         }
 
-        // Second (or only) pass: fold each block and emit it.
+        // Second (or only) pass: fold each block and emit it. The f32 block and its encoded
+        // bytes live in buffers reused by every block and tensor.
+        if case .affineRows = role, cols != hidden {
+            throw EditError.badInput("\(name): expected rows of \(hidden), found \(out.shape)")
+        }
+        guard FloatConversion.encodable.contains(dtype) else { throw EditError.unsupported("\(name): cannot write \(dtype.rawValue)") }
+        let base = streamScratch.floats(min(rows, rowsPerBlock) * cols)
+        let encoded = streamScratch.bytes(min(rows, rowsPerBlock) * cols * dtype.size)
         var i0 = 0
-        var block = [Float](repeating: 0, count: min(rows, rowsPerBlock) * cols)
         while i0 < rows {
             let n = min(rowsPerBlock, rows - i0)
-            if block.count != n * cols { block = [Float](repeating: 0, count: n * cols) }
-            if case .affineRows = role, cols != hidden {
-                throw EditError.badInput("\(name): expected rows of \(hidden), found \(out.shape)")
-            }
-            guard [.F32, .F16, .BF16, .F64].contains(dtype) else { throw EditError.unsupported("\(name): cannot write \(dtype.rawValue)") }
             // Rows are independent here: each thread converts, folds and encodes its own rows.
-            var parts = [[UInt8]](repeating: [], count: 2)
-            block.withUnsafeMutableBufferPointer { b in
-                let base = b.baseAddress! // programmer error: non-empty block
-                parts.withUnsafeMutableBufferPointer { partsOut in
-                    FoldStream.parallel(n) { rowsRange in
-                        guard !rowsRange.isEmpty else { return }
-                        let start = base + rowsRange.lowerBound * cols
-                        let count = rowsRange.count
-                        convertRows(raw, from: i0 + rowsRange.lowerBound, count: count, cols: cols, dtype: si.dtype, into: start)
-                        switch role {
-                        case let .linear(_, layout) where layout == .columns:
-                            for i in rowsRange {
-                                let row = base + i * cols
-                                for u in colUpdates {
-                                    let ri = u.r[i0 + i]
-                                    u.sd.withUnsafeBufferPointer { sd in
-                                        for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
-                                    }
-                                }
+            FoldStream.parallel(n) { rowsRange in
+                guard !rowsRange.isEmpty else { return }
+                let start = base + rowsRange.lowerBound * cols
+                let count = rowsRange.count
+                convertRows(raw, from: i0 + rowsRange.lowerBound, count: count, cols: cols, dtype: si.dtype, into: start)
+                switch role {
+                case let .linear(_, layout) where layout == .columns:
+                    for i in rowsRange {
+                        let row = base + i * cols
+                        for u in colUpdates {
+                            let ri = u.r[i0 + i]
+                            u.sd.withUnsafeBufferPointer { sd in
+                                for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
                             }
-                        case .linear:
-                            Fold.applyLinearRows(ops, to: start, count: count, cols: cols)
-                        case let .affineRows(_, scale):
-                            Fold.applyAffine(ops, toRows: start, count: count, hidden: hidden, constantScale: scale)
                         }
-                        let part = UnsafeBufferPointer(start: start, count: count * cols)
-                        partsOut[rowsRange.lowerBound == 0 ? 0 : 1] = (try? FloatConversion.encode(part, as: dtype)) ?? []
                     }
+                case .linear:
+                    Fold.applyLinearRows(ops, to: start, count: count, cols: cols)
+                case let .affineRows(_, scale):
+                    Fold.applyAffine(ops, toRows: start, count: count, hidden: hidden, constantScale: scale)
                 }
+                // encodable checked above
+                try? FloatConversion.encode(UnsafeBufferPointer(start: start, count: count * cols), as: dtype,
+                                            into: encoded + rowsRange.lowerBound * cols * dtype.size)
             }
-            for p in parts where !p.isEmpty { try p.withUnsafeBytes { try emit($0) } }
+            try emit(UnsafeRawBufferPointer(start: encoded, count: n * cols * dtype.size))
             i0 += n
         }
         source.releasePages(srcName)
@@ -138,6 +131,37 @@ extension FoldedModel {
             releaseMappedPages(bytes)
         }
     }
+}
+
+/// The buffers of `FoldedModel.stream`, grown on demand and kept for the model's lifetime: a bake
+/// streams tensor after tensor, and fresh pages cost ~1-2 s per GiB on first touch here (a new
+/// 64 MB block per tensor and a new array per encoded block were most of a bf16 bake's system
+/// time). One stream at a time (bake writes tensors in sequence).
+final class StreamScratch: @unchecked Sendable {
+    private var floatBuffer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var floatCapacity = 1
+    private var byteBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+    private var byteCapacity = 1
+
+    func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
+        if n > floatCapacity {
+            floatBuffer.deallocate()
+            floatBuffer = .allocate(capacity: n)
+            floatCapacity = n
+        }
+        return floatBuffer
+    }
+
+    func bytes(_ n: Int) -> UnsafeMutableRawPointer {
+        if n > byteCapacity {
+            byteBuffer.deallocate()
+            byteBuffer = .allocate(byteCount: n, alignment: 64)
+            byteCapacity = n
+        }
+        return byteBuffer
+    }
+
+    deinit { floatBuffer.deallocate(); byteBuffer.deallocate() }
 }
 
 enum FoldStream {

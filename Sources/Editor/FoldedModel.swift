@@ -30,6 +30,7 @@ public final class FoldedModel: TensorSource, @unchecked Sendable {
     /// When set, floats() returns values rounded through this dtype (for the rounding floor).
     public var roundThrough: DType?
 
+    let streamScratch = StreamScratch()
     private var roles: [String: TensorRole] = [:]
     private var infos: [String: TensorInfo] = [:]
     private var newTensors: [String: [Int]] = [:]      // name -> shape, zero-initialised
