@@ -79,7 +79,7 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
             throw error
         }
         storage = .mapped(p, size)
-        FileMappings.register(UnsafeRawPointer(p), size)
+        FileMappings.register(UnsafeRawPointer(p), size, fd: fcntl(fd, F_DUPFD_CLOEXEC, 0))
         base = UnsafeRawPointer(p)
         fileSize = size
         dataStart = layout.dataStart
@@ -314,16 +314,19 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
 /// keeping a copy of a 100 GB checkpoint at a flat resident set) from one in ordinary memory
 /// (where MADV_DONTNEED would destroy the data).
 enum FileMappings {
-    nonisolated(unsafe) private static var regions: [(start: UInt, end: UInt)] = []
+    /// Each mapping keeps a descriptor of its file (owned here, closed on unregister), so the
+    /// writer can copy a mapped tensor in the kernel (`sendfile`) instead of through the mapping.
+    nonisolated(unsafe) private static var regions: [(start: UInt, end: UInt, fd: Int32)] = []
     private static let lock = NSLock()
 
-    static func register(_ p: UnsafeRawPointer, _ n: Int) {
+    static func register(_ p: UnsafeRawPointer, _ n: Int, fd: Int32 = -1) {
         lock.lock(); defer { lock.unlock() }
-        regions.append((UInt(bitPattern: p), UInt(bitPattern: p) + UInt(n)))
+        regions.append((UInt(bitPattern: p), UInt(bitPattern: p) + UInt(n), fd))
     }
 
     static func unregister(_ p: UnsafeRawPointer) {
         lock.lock(); defer { lock.unlock() }
+        for r in regions where r.start == UInt(bitPattern: p) && r.fd >= 0 { close(r.fd) }
         regions.removeAll { $0.start == UInt(bitPattern: p) }
     }
 
@@ -332,6 +335,16 @@ enum FileMappings {
         lock.lock(); defer { lock.unlock() }
         let a = UInt(bitPattern: p), b = a + UInt(n)
         return regions.contains { $0.start <= a && b <= $0.end }
+    }
+
+    /// The file descriptor and file offset behind [p, p + n) when it lies inside one registered
+    /// whole-file mapping (offset 0) whose descriptor is open. The descriptor stays valid while
+    /// the mapping's owner is alive.
+    static func origin(_ p: UnsafeRawPointer, _ n: Int) -> (fd: Int32, offset: Int)? {
+        lock.lock(); defer { lock.unlock() }
+        let a = UInt(bitPattern: p), b = a + UInt(n)
+        guard let r = regions.first(where: { $0.start <= a && b <= $0.end }), r.fd >= 0 else { return nil }
+        return (r.fd, Int(a - r.start))
     }
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -29,6 +29,18 @@ import Darwin
 #endif
 import Foundation
 
+/// A metadata value known only once the tensors are written (e.g. a checksum computed meanwhile on
+/// another thread). The header is written last; until then it holds `placeholder`, and `value`,
+/// asked for once after the data, must serialize to the same number of bytes (a hex digest in
+/// place of as many zeros).
+public struct LateMetadata {
+    public var placeholder: String
+    public var value: () throws -> String
+    public init(placeholder: String, value: @escaping () throws -> String) {
+        self.placeholder = placeholder; self.value = value
+    }
+}
+
 /// Where a tensor's bytes come from when the writer needs them.
 public enum TensorPayload {
     /// Bytes inside memory the owner keeps alive until commit (e.g. a mapped source tensor);
@@ -114,11 +126,19 @@ public final class CheckpointWriter {
     private var names = Set<String>()
     private var extraFiles = Set<String>()
 
+    private let lateMetadata: [String: LateMetadata]
+    private var resolvedLate: [String: String]?
+    private var lateFiles: [(name: String, contents: () throws -> [UInt8])] = []
+
+    /// `lateMetadata` values go in every shard's header with the `metadata`, resolved after the
+    /// tensors are written (see LateMetadata).
     public init(target: String, force: Bool = false, maxShardSize: Int? = nil,
-                metadata: [String: String] = [:], sources: [String] = []) throws {
+                metadata: [String: String] = [:], lateMetadata: [String: LateMetadata] = [:],
+                sources: [String] = []) throws {
         self.target = absolutePath(target)
         self.force = force
         self.metadata = metadata
+        self.lateMetadata = lateMetadata
         self.sources = sources
         if let m = maxShardSize, m <= 0 {
             throw SafeTensorsError(.invalidTensor, file: self.target, "max shard size must be positive, found \(m)")
@@ -176,6 +196,14 @@ public final class CheckpointWriter {
         guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
     }
 
+    /// A non-tensor file whose contents are made during commit(), after the shards (e.g. a model
+    /// card quoting late metadata values).
+    public func addLateFile(name: String, contents: @escaping () throws -> [UInt8]) throws {
+        try requireOpen()
+        _ = try extraFilePath(name)
+        lateFiles.append((name, contents))
+    }
+
     /// Copies a file (tokenizer.json, generation_config.json...) into the output folder now.
     public func copyFile(from source: String, as name: String) throws {
         try requireOpen()
@@ -204,6 +232,7 @@ public final class CheckpointWriter {
         try requireOpen()
         do {
             try writeShards()
+            for f in lateFiles { try addFileUnchecked(f.name, try f.contents()) }
             try fsyncDirectory(temporaryDirectory)
             try checkTarget()
             try moveIntoPlace()
@@ -308,10 +337,17 @@ public final class CheckpointWriter {
         var done = 0
         for (k, members) in plan.enumerated() {
             let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
-            let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: metadata,
+            var withPlaceholders = metadata
+            for (k, v) in lateMetadata { withPlaceholders[k] = v.placeholder }
+            let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: withPlaceholders,
                                                file: (target as NSString).appendingPathComponent(name))
+            let finalHeader: (() throws -> [UInt8])? = lateMetadata.isEmpty ? nil : {
+                var m = self.metadata
+                for (k, v) in try self.resolveLateMetadata() { m[k] = v }
+                return try layout.makeHeader(metadata: m)
+            }
             try layout.write(to: (temporaryDirectory as NSString).appendingPathComponent(name),
-                             displayName: (target as NSString).appendingPathComponent(name)) { tensor in
+                             displayName: (target as NSString).appendingPathComponent(name), finalHeader: finalHeader) { tensor in
                 done += 1
                 self.onTensorWritten?(tensor, done, self.records.count)
             }
@@ -328,6 +364,15 @@ public final class CheckpointWriter {
             try addFileUnchecked("model.safetensors.index.json", Array((index.serialized(pretty: true) + "\n").utf8))
         }
         shardFileNames = fileNames
+    }
+
+    /// The late metadata values, asked for once.
+    public func resolveLateMetadata() throws -> [String: String] {
+        if let r = resolvedLate { return r }
+        var r: [String: String] = [:]
+        for (k, v) in lateMetadata { r[k] = try v.value() }
+        resolvedLate = r
+        return r
     }
 
     private func addFileUnchecked(_ name: String, _ contents: [UInt8]) throws {
@@ -385,6 +430,7 @@ public func safeTensorsData(tensors: [TensorRecord], metadata: [String: String] 
 /// The header and tensor order of one safetensors file (rules 1-2), validated.
 struct SafeTensorsLayout {
     var ordered: [TensorRecord]
+    var offsets: [Int]         // data offset of each tensor of `ordered` (from the data start)
     var header: [UInt8]        // padded JSON
     var file: String
 
@@ -401,86 +447,228 @@ struct SafeTensorsLayout {
             let (a, b) = (dtypeRank($0.dtype), dtypeRank($1.dtype))
             return a != b ? a > b : $0.name < $1.name
         }
-        var meta: [(String, JSONValue)] = [("format", .string("pt"))]
-        for k in metadata.keys.sorted() where k != "format" { meta.append((k, .string(metadata[k]!))) } // programmer error: key from keys
-        var pairs: [(String, JSONValue)] = [("__metadata__", .object(meta))]
+        offsets = []
         var offset = 0
         for t in ordered {
             let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated above
             let (end, o) = offset.addingReportingOverflow(size)
             guard !o else { throw SafeTensorsError(.overflow, file: file, tensor: t.name, "data offsets overflow") }
+            offsets.append(offset)
+            offset = end
+        }
+        header = []
+        header = try makeHeader(metadata: metadata)
+    }
+
+    /// The padded header JSON for these tensors with `metadata`.
+    func makeHeader(metadata: [String: String]) throws -> [UInt8] {
+        var meta: [(String, JSONValue)] = [("format", .string("pt"))]
+        for k in metadata.keys.sorted() where k != "format" { meta.append((k, .string(metadata[k]!))) } // programmer error: key from keys
+        var pairs: [(String, JSONValue)] = [("__metadata__", .object(meta))]
+        for (t, offset) in zip(ordered, offsets) {
+            let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
             pairs.append((t.name, .object([
                 ("dtype", .string(t.dtype.rawValue)),
                 ("shape", .array(t.shape.map { .int($0) })),
-                ("data_offsets", .array([.int(offset), .int(end)])),
+                ("data_offsets", .array([.int(offset), .int(offset + size)])),
             ])))
-            offset = end
         }
         var h = Array(JSONValue.object(pairs).serialized().utf8)
         h.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - h.count % 8) % 8))
         guard h.count <= SafeTensorsFile.headerLimit else {
             throw SafeTensorsError(.headerTooLarge, file: file, "header would be \(h.count) bytes, over the limit of \(SafeTensorsFile.headerLimit)")
         }
-        header = h
+        return h
     }
 
-    /// Writes header then tensors (each produced only now) to a new file at `path`, fsync'd.
-    func write(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws {
+    /// Writes the file at `path` (created new, fsync'd). Every tensor's place is fixed by the
+    /// header, so the data goes in two lanes at once: tensors lying in a mapped source file are
+    /// copied file to file by the kernel (sendfile, as `cp` copies) on a second thread, while this
+    /// thread produces the others (edited tensors) and writes them with pwrite. The header goes in
+    /// last, so `finalHeader` may give it late metadata values (it must keep the header's length).
+    /// `written` is called on this thread once per tensor, in completion order.
+    func write(to path: String, displayName: String, finalHeader: (() throws -> [UInt8])? = nil,
+               written: (String) -> Void = { _ in }) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw posixError(path, "cannot create") }
         var ok = false
         defer { close(fd); if !ok { unlink(path) } }
-        try emit(displayName: displayName, written: written) { try writeAll(fd, $0, path) }
+        let dataStart = 8 + header.count
+
+        var copies: [KernelCopyLane.Job] = []
+        var others: [Int] = []
+        for (k, t) in ordered.enumerated() {
+            let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
+            if case .bytes(let b) = t.source, size > 0, let p = b.baseAddress, let origin = FileMappings.origin(p, size) {
+                copies.append(.init(name: t.name, bytes: UnsafeRawBufferPointer(start: p, count: size),
+                                    sourceFD: origin.fd, sourceOffset: origin.offset, fileOffset: dataStart + offsets[k]))
+            } else {
+                others.append(k)
+            }
+        }
+        let lane = copies.isEmpty ? nil : try KernelCopyLane(path: path, jobs: copies)
+        do {
+            for k in others {
+                if lane?.failed == true { break }
+                let t = ordered[k]
+                var position = dataStart + offsets[k]
+                try emitTensor(t, displayName: displayName) { piece in
+                    try pwriteAll(fd, piece, at: position, path)
+                    position += piece.count
+                }
+                written(t.name)
+                lane?.drain(written)
+            }
+            try lane?.finish(written)
+        } catch {
+            lane?.cancel()
+            throw error
+        }
+        let head = try finalHeader?() ?? header
+        guard head.count == header.count else {
+            throw SafeTensorsError(.invalidTensor, file: displayName, "late metadata changed the header length (\(header.count) -> \(head.count) bytes)")
+        }
+        var prefix = withUnsafeBytes(of: UInt64(head.count).littleEndian) { [UInt8]($0) }
+        prefix += head
+        try prefix.withUnsafeBytes { try pwriteAll(fd, $0, at: 0, path) }
         guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
         ok = true
     }
 
     /// The file's bytes in order (length prefix, header, tensors produced only now) through `sink`.
-    func emit(displayName: String, written: (String) -> Void = { _ in },
-              _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    func emit(displayName: String, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
         prefix += header
         try prefix.withUnsafeBytes { try sink($0) }
-        for t in ordered {
-            let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
-            switch t.source {
-            case .bytes(let b):
-                if size > 0, let p = b.baseAddress, FileMappings.contains(p, size) {
-                    // From a mapped source file: write in chunks and drop each chunk's pages
-                    // afterwards, so copying a checkpoint keeps a flat resident set (mapped file
-                    // pages count in RSS until released).
-                    let chunk = 64 << 20
-                    var done = 0
-                    while done < size {
-                        let n = min(chunk, size - done)
-                        try sink(UnsafeRawBufferPointer(start: p + done, count: n))
-                        FileMappings.release(p + done, n)
-                        done += n
-                    }
-                } else {
-                    try sink(UnsafeRawBufferPointer(rebasing: b[0..<size]))
-                }
-            case .produce(let make):
-                let bytes = try make()
-                guard bytes.count == size else {
-                    throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the producer gave \(bytes.count)")
-                }
-                try bytes.withUnsafeBytes { try sink($0) }
-            case .stream(let produce):
-                var done = 0
-                try produce { piece in
-                    guard done + piece.count <= size else {
-                        throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave more")
-                    }
-                    if !piece.isEmpty { try sink(piece) }
-                    done += piece.count
-                }
-                guard done == size else {
-                    throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave \(done)")
-                }
+        for t in ordered { try emitTensor(t, displayName: displayName, sink) }
+    }
+
+    /// One tensor's bytes through `sink`, produced or streamed now, checked against its size.
+    func emitTensor(_ t: TensorRecord, displayName: String, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
+        switch t.source {
+        case .bytes(let b):
+            if size > 0, let p = b.baseAddress, FileMappings.contains(p, size) {
+                // From a mapped source file: write in chunks and drop each chunk's pages
+                // afterwards, so copying a checkpoint keeps a flat resident set (mapped file
+                // pages count in RSS until released).
+                try writeReleasingPages(UnsafeRawBufferPointer(start: p, count: size), sink)
+            } else {
+                try sink(UnsafeRawBufferPointer(rebasing: b[0..<size]))
             }
-            written(t.name)
+        case .produce(let make):
+            let bytes = try make()
+            guard bytes.count == size else {
+                throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the producer gave \(bytes.count)")
+            }
+            try bytes.withUnsafeBytes { try sink($0) }
+        case .stream(let produce):
+            var done = 0
+            try produce { piece in
+                guard done + piece.count <= size else {
+                    throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave more")
+                }
+                if !piece.isEmpty { try sink(piece) }
+                done += piece.count
+            }
+            guard done == size else {
+                throw SafeTensorsError(.invalidTensor, file: displayName, tensor: t.name, "\(t.dtype.rawValue) \(t.shape) needs \(size) bytes, the stream gave \(done)")
+            }
         }
+    }
+}
+
+/// Mapped bytes through `sink` in 64 MB chunks, each chunk's pages released afterwards.
+func writeReleasingPages(_ bytes: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    guard let p = bytes.baseAddress else { return }
+    let chunk = 64 << 20
+    var done = 0
+    while done < bytes.count {
+        let n = min(chunk, bytes.count - done)
+        try sink(UnsafeRawBufferPointer(start: p + done, count: n))
+        FileMappings.release(p + done, n)
+        done += n
+    }
+}
+
+/// The second lane of `SafeTensorsLayout.write`: a thread copying mapped source tensors into the
+/// file at their offsets through its own descriptor (so its file position is its own), with
+/// sendfile, or from the mapping when the kernel cannot. The writing thread collects finished
+/// names (`drain`), waits for the end (`finish`), or stops it after its own error (`cancel`).
+final class KernelCopyLane: @unchecked Sendable {
+    struct Job {
+        var name: String
+        var bytes: UnsafeRawBufferPointer
+        var sourceFD: Int32
+        var sourceOffset: Int
+        var fileOffset: Int
+    }
+    private let condition = NSCondition()
+    private var finished: [String] = []
+    private var done = false
+    private var error: Error?
+    private var stop = false
+    private let fd: Int32
+
+    init(path: String, jobs: [Job]) throws {
+        fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw posixError(path, "cannot open for writing") }
+        let thread = Thread { [self] in
+            do {
+                for job in jobs {
+                    if stopped { break }
+                    guard lseek(fd, off_t(job.fileOffset), SEEK_SET) >= 0 else { throw posixError(path, "cannot seek") }
+                    if try !copyInKernel(from: job.sourceFD, offset: job.sourceOffset, count: job.bytes.count, to: fd, path: path, tensor: job.name) {
+                        var position = job.fileOffset
+                        try writeReleasingPages(job.bytes) { piece in
+                            try pwriteAll(fd, piece, at: position, path)
+                            position += piece.count
+                        }
+                    }
+                    condition.lock(); finished.append(job.name); condition.signal(); condition.unlock()
+                }
+            } catch {
+                condition.lock(); self.error = error; condition.unlock()
+            }
+            condition.lock(); done = true; condition.broadcast(); condition.unlock()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit { close(fd) }
+
+    private var stopped: Bool { condition.lock(); defer { condition.unlock() }; return stop }
+
+    /// Whether the lane has stopped on an error (the writing thread then stops too).
+    var failed: Bool { condition.lock(); defer { condition.unlock() }; return error != nil }
+
+    /// Reports the tensors finished so far.
+    func drain(_ written: (String) -> Void) {
+        condition.lock(); let names = finished; finished = []; condition.unlock()
+        names.forEach(written)
+    }
+
+    /// Waits for the lane, reporting tensors as they finish; rethrows its error.
+    func finish(_ written: (String) -> Void) throws {
+        condition.lock()
+        while true {
+            let names = finished; finished = []
+            if !names.isEmpty { condition.unlock(); names.forEach(written); condition.lock(); continue }
+            if done { break }
+            condition.wait()
+        }
+        let e = error
+        condition.unlock()
+        if let e { throw e }
+    }
+
+    /// Stops the lane after its current tensor and waits for it (its descriptors must outlive it).
+    func cancel() {
+        condition.lock()
+        stop = true
+        while !done { condition.wait() }
+        condition.unlock()
     }
 }
 
@@ -560,6 +748,41 @@ func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) thro
     var done = 0
     while done < bytes.count {
         let n = write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30)) // programmer error: non-empty
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw posixError(path, "cannot write")
+        }
+        done += n
+    }
+}
+
+/// Copies `count` bytes at `offset` of `source` to the current position of `fd` with sendfile(2)
+/// (page cache to page cache, as `cp` does with copy_file_range): no page faults on a mapping,
+/// no user-space copy. Returns false, having written nothing, when the kernel cannot do it for
+/// these files (the caller then writes from the mapping). A source that ends early (truncated
+/// while we run) is an error naming it, where reading the mapping would have been a SIGBUS.
+func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, path: String, tensor: String) throws -> Bool {
+    var off = offset
+    var done = 0
+    while done < count {
+        let n = sendfile(fd, source, &off, min(count - done, 1 << 30))
+        if n < 0 {
+            if errno == EINTR || errno == EAGAIN { continue }
+            if done == 0 && (errno == EINVAL || errno == ENOSYS) { return false }
+            throw posixError(path, "cannot copy tensor '\(tensor)' from its source")
+        }
+        if n == 0 {
+            throw SafeTensorsError(.io, file: path, tensor: tensor, "its source file ended \(count - done) bytes early (changed or truncated while being copied)")
+        }
+        done += n
+    }
+    return true
+}
+
+func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, _ path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = pwrite(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30), off_t(offset + done)) // programmer error: non-empty
         if n < 0 {
             if errno == EINTR { continue }
             throw posixError(path, "cannot write")
