@@ -54,13 +54,14 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
         print(JSONValue.object([
             ("model", .string(modelPath)),
             ("threads", .int(nThreads)),
+            ("blas_kernels", .string(BLASKernels.current)),
             ("prompt_tokens", .int(promptTokens)),
             ("decode_tokens", .int(decodeTokens)),
             ("prefill_tokens_per_s", .double((best.prefill * 10).rounded() / 10)),
             ("decode_tokens_per_s", .double((best.decode * 10).rounded() / 10)),
         ]).serialized())
     } else {
-        print("threads: \(nThreads)")
+        print("threads: \(nThreads) (OpenBLAS kernels: \(BLASKernels.current))")
         print("prefill: \(String(format: "%.1f", best.prefill)) tokens/s (\(promptTokens) tokens)")
         print("decode:  \(String(format: "%.1f", best.decode)) tokens/s (\(decodeTokens) tokens)")
     }
