@@ -1,7 +1,6 @@
 // edit-cli: the command line of the steering toolkit. Each command lives in its own file under
 // Commands/ as `func run<Name>(_ args: inout Arguments) throws -> Int32` plus its help text.
 
-import Engine
 import Foundation
 
 let commands: [(name: String, summary: String, run: (inout Arguments) throws -> Int32)] = [
@@ -17,13 +16,6 @@ let commands: [(name: String, summary: String, run: (inout Arguments) throws -> 
     ("bench", "prefill and decode tokens per second of the engine on this machine", runBench),
     ("demo", "the whole pipeline on SmolLM2-135M-Instruct: extract, bake, verify, compare", runDemo),
 ]
-
-// OpenBLAS picks its kernels when it loads; on AVX-512 CPUs it does not recognise, run again with
-// its SkylakeX kernels requested (Engine/BLASKernels.swift). If exec fails, go on as we are.
-if let core = BLASKernels.coreTypeToRequest() {
-    setenv("OPENBLAS_CORETYPE", core, 1)
-    execv("/proc/self/exe", CommandLine.unsafeArgv)
-}
 
 setvbuf(stdout, nil, _IOFBF, 1 << 16)
 exit(CLI.main(commands: commands))
