@@ -15,11 +15,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // SHA-256 with the x86 SHA extensions (checksums of whole checkpoints), chosen at run time.
+        .target(name: "CSHA256"),
         .target(name: "StrictJSON"),
         .target(name: "SafeTensors", dependencies: ["StrictJSON"]),
         .target(name: "Tokenizers", dependencies: ["StrictJSON"]),
         .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS"]),
-        .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib"]),
+        .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib", "CSHA256"]),
         .executableTarget(name: "edit-cli", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

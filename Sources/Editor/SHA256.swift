@@ -1,6 +1,7 @@
 // SHA-256 (FIPS 180-4), streaming. Used for the source-shard and recipe checksums that `bake`
 // records in every output shard's __metadata__.
 
+import CSHA256
 import Foundation
 
 public struct SHA256 {
@@ -20,6 +21,10 @@ public struct SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
+    /// Whether whole blocks go to the SHA-NI compression of CSHA256 (~5x faster than `compress`
+    /// here); `compress` stays the reference and the fallback. Tests switch it to compare both.
+    nonisolated(unsafe) static var useSHAExtensions = csha256_has_shani() == 1
+
     public init() { buffer.reserveCapacity(64) }
 
     public mutating func update(_ data: UnsafeRawBufferPointer) {
@@ -34,6 +39,13 @@ public struct SHA256 {
                 buffer.withUnsafeBytes { compress($0.baseAddress!) } // programmer error: 64 bytes
                 buffer.removeAll(keepingCapacity: true)
             }
+        }
+        let blocks = (data.count - p) / 64
+        if blocks > 0 && SHA256.useSHAExtensions {
+            h.withUnsafeMutableBufferPointer { state in
+                csha256_shani_blocks(state.baseAddress!, data.baseAddress!.assumingMemoryBound(to: UInt8.self) + p, blocks) // programmer error: 8 words, count > 0
+            }
+            p += 64 * blocks
         }
         while data.count - p >= 64 {
             compress(data.baseAddress! + p) // programmer error: count > 0
@@ -112,7 +124,7 @@ public struct SHA256 {
 extension SHA256 {
     /// `hashFile`, remembered per file in the cache folder (`<cache>/checksums/`), keyed by the file's
     /// real path and validated by its device, inode, size and modification time in nanoseconds (the
-    /// rule git's index uses). Hashing is ~400 MB/s here, slower than copying a checkpoint, so a
+    /// rule git's index uses). Hashing is ~400 MB/s here in Swift (~2 GB/s with SHA-NI), so a
     /// second bake of the same source reuses the checksum. Any cache problem falls back to hashing.
     public static func hashFileCached(_ path: String, cacheRoot: String? = nil) throws -> String {
         var st = stat()

@@ -2,13 +2,40 @@
 // layouts, norm-preserving projection, weight-space recipes, and extract against hand-computed
 // means of transformers' captured states.
 
+import CSHA256
 import CZlib
 import Foundation
 import XCTest
 @testable import Editor
 
 final class SHA256Tests: XCTestCase {
+    /// Runs `body` with the SHA-NI path on (when this CPU has it) and off, restoring the default.
+    private func bothPaths(_ body: (String) -> Void) {
+        let saved = SHA256.useSHAExtensions
+        defer { SHA256.useSHAExtensions = saved }
+        for on in [true, false] where !on || csha256_has_shani() == 1 {
+            SHA256.useSHAExtensions = on
+            body(on ? "SHA-NI" : "Swift")
+        }
+    }
+
     func testKnownAnswers() {
+        bothPaths { _ in knownAnswers() }
+    }
+
+    func testSHAExtensionsMatchSwift() throws {
+        try XCTSkipUnless(csha256_has_shani() == 1, "this CPU has no SHA extensions; the Swift path is the only one")
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for n in [0, 1, 63, 64, 65, 127, 128, 129, 1000, 4096, 70_000] {
+            var digests: [String] = []
+            bothPaths { _ in digests.append(SHA256.hash(data[0..<n])) }
+            XCTAssertEqual(digests.count, 2)
+            XCTAssertEqual(digests[0], digests[1], "\(n) bytes")
+        }
+    }
+
+    private func knownAnswers() {
         // FIPS 180-4 examples.
         XCTAssertEqual(SHA256.hash(Array("".utf8)), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(SHA256.hash(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
