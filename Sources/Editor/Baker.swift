@@ -87,17 +87,20 @@ public enum Baker {
         // Recipe copy (self-contained) and checksums.
         let (recipeJSON, vectorsBytes) = try selfContainedRecipe(recipe)
         let recipeBytes = Array((recipeJSON.serialized(pretty: true) + "\n").utf8)
-        log("checksumming \(source.shards.count) source shard(s)")
-        var sourceSums: [JSONValue] = []
-        for s in source.shards {
-            sourceSums.append(.object([("file", .string((s.path as NSString).lastPathComponent)), ("sha256", .string(try SHA256.hashFileCached(s.path)))]))
+        // The source shards' SHA-256 is computed on another thread while the shards are written;
+        // their headers get it last (LateMetadata: 64 zeros stand in for each digest until then).
+        log("checksumming \(source.shards.count) source shard(s) while writing")
+        let shardPaths = source.shards.map(\.path)
+        let hashing = BackgroundWork { try shardPaths.map { try SHA256.hashFileCached($0) } }
+        func sums(_ digests: [String]) -> [JSONValue] {
+            zip(shardPaths, digests).map { .object([("file", .string(($0 as NSString).lastPathComponent)), ("sha256", .string($1))]) }
         }
+        let placeholder = JSONValue.array(sums(shardPaths.map { _ in String(repeating: "0", count: 64) })).serialized()
         var metadata: [String: String] = [
             "steering.tool": "edit-cli bake",
             recipeKey: recipeJSON.serialized(),
             recipeSHAKey: SHA256.hash(recipeBytes),
             vectorsSHAKey: SHA256.hash(vectorsBytes),
-            sourceKey: JSONValue.array(sourceSums).serialized(),
         ]
         if !plan.approximations.isEmpty { metadata[approximateKey] = "true" }
 
@@ -110,8 +113,9 @@ public enum Baker {
             maxShard = max(1, Int(Double(largest) * ratio))
         }
 
+        let late = LateMetadata(placeholder: placeholder) { JSONValue.array(sums(try hashing.value())).serialized() }
         let writer = try CheckpointWriter(target: out, force: options.force, maxShardSize: maxShard, metadata: metadata,
-                                          sources: source.shards.map(\.path))
+                                          lateMetadata: [sourceKey: late], sources: source.shards.map(\.path))
         for name in folded.tensorNames {
             guard let info = folded.info(name) else { continue } // programmer error: names come from folded
             if let raw = folded.unchangedBytes(name) {
@@ -134,8 +138,11 @@ public enum Baker {
         if let r = fm.contents(atPath: (model as NSString).appendingPathComponent("README.md")), let s = String(data: r, encoding: .utf8) {
             readme = s.hasSuffix("\n") ? s + "\n" : s + "\n\n"
         }
-        readme += modelCard(model: model, plan: plan, report: report, options: options, recipeSHA: SHA256.hash(recipeBytes), sources: sourceSums)
-        try writer.addFile(name: "README.md", contents: Array(readme.utf8))
+        try writer.addLateFile(name: "README.md") { [report] in
+            readme += modelCard(model: model, plan: plan, report: report, options: options, recipeSHA: SHA256.hash(recipeBytes),
+                                sources: sums(try hashing.value()))
+            return Array(readme.utf8)
+        }
         for f in (try? fm.contentsOfDirectory(atPath: model))?.sorted() ?? [] where shouldCopy(f) {
             let p = (model as NSString).appendingPathComponent(f)
             var isDir: ObjCBool = false
@@ -219,3 +226,26 @@ extension Baker {
 }
 
 /// A complete single .safetensors file in memory (small files: vectors, recipes' companions).
+
+/// Work started on its own thread now, its result (or error) collected later with `value()`.
+final class BackgroundWork<T>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<T, Error>?
+
+    init(_ work: @escaping () throws -> T) {
+        let thread = Thread { [self] in
+            let r = Result { try work() }
+            condition.lock(); result = r; condition.broadcast(); condition.unlock()
+        }
+        thread.start()
+    }
+
+    /// Waits for the work and returns its result or rethrows its error.
+    func value() throws -> T {
+        condition.lock()
+        while result == nil { condition.wait() }
+        let r = result! // programmer error: set before the loop ends
+        condition.unlock()
+        return try r.get()
+    }
+}
