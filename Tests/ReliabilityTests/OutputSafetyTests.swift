@@ -128,6 +128,99 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(try Self.checksum(gguf), sourceSum, "the source GGUF was modified")
     }
 
+    // MARK: SIGKILL during bake
+
+    /// A ~75 MB f32 safetensors model (the long GGUF converted) and a full-residual ablation
+    /// recipe for it: a bake edits the embedding and every o_proj/down_proj (pwritten) and copies
+    /// the rest in the kernel, so kills land in both lanes.
+    static func makeBakeSource(in dir: String) throws -> (model: String, recipe: String) {
+        let gguf = dir + "/long.gguf"
+        try makeLongGGUF(layers: 600, at: gguf)
+        let model = dir + "/model"
+        try GGUFConverter.convert(gguf: gguf, to: model)
+        try FileManager.default.removeItem(atPath: gguf)
+        let config = try JSONValue.parse(data: readFile(model + "/config.json"))
+        let hidden = try XCTUnwrap(config["hidden_size"]?.intValue)
+        let direction = (0..<hidden).map { k in String(format: "%.4f", sin(Double(k) + 1)) }.joined(separator: ", ")
+        let recipe = dir + "/ablate.json"
+        try writeFile(recipe, Array(#"{"interventions": [{"op": "ablate", "point": "residual", "direction": [\#(direction)]}]}"#.utf8))
+        return (model, recipe)
+    }
+
+    func testBakeKilledAtAnyPointLeavesNoPartialTarget() throws {
+        let cli = try requireCLI()
+        let dir = try makeTempDir("killbake")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (model, recipe) = try Self.makeBakeSource(in: dir)
+        let sourceSum = try Self.checksum(model + "/model.safetensors")
+
+        let reference = dir + "/reference"
+        let full = try runCLI(cli, ["bake", model, "--recipe", recipe, "--out", reference])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        let total = Self.folderSize(reference)
+        XCTAssertGreaterThan(total, 50 << 20)
+
+        var killedWhileWriting = 0
+        for (k, fraction) in [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999, 1.5].enumerated() {
+            let out = dir + "/out\(k)"
+            let p = try Process.run(URL(fileURLWithPath: cli), arguments: ["bake", model, "--recipe", recipe, "--out", out])
+            let tempPrefix = ".out\(k).tmp-\(p.processIdentifier)"
+            let deadline = Date().addingTimeInterval(60)
+            var temp: String?
+            while p.isRunning && Date() < deadline {
+                if temp == nil { temp = Self.find(prefix: tempPrefix, in: dir) }
+                if let temp, Double(Self.folderSize(temp)) >= fraction * Double(total) { break }
+                usleep(200)
+            }
+            let wasRunning = p.isRunning
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if wasRunning && p.terminationReason == .uncaughtSignal { killedWhileWriting += 1 }
+            let label = "bake killed at \(fraction) of the output (status \(p.terminationStatus), running \(wasRunning))"
+            if FileManager.default.fileExists(atPath: out) {
+                try assertCompleteCopy(out, of: reference, label)
+            }
+            let stray = try FileManager.default.contentsOfDirectory(atPath: dir)
+                .filter { $0.hasPrefix(".out\(k).") && !$0.hasPrefix(tempPrefix) }
+            XCTAssertEqual(stray, [], label)
+            print("kill test: \(label): target \(FileManager.default.fileExists(atPath: out) ? "complete" : "absent")")
+            try? FileManager.default.removeItem(atPath: out)
+            if let temp { try? FileManager.default.removeItem(atPath: temp) }
+        }
+        XCTAssertGreaterThanOrEqual(killedWhileWriting, 4, "most kills must land while the output is being written")
+        XCTAssertEqual(try Self.checksum(model + "/model.safetensors"), sourceSum, "the source model was modified")
+    }
+
+    /// Untouched tensors are copied from the source file by the kernel; a source that shrinks
+    /// before that copy is an error naming the file and tensor (not a SIGBUS), and nothing is left.
+    func testSourceTruncatedBeforeKernelCopy() throws {
+        let dir = try makeTempDir("truncsrc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = dir + "/src.safetensors"
+        let a = [Float](repeating: 0.25, count: 1 << 18), b = [Float](repeating: -1, count: 1 << 18)
+        try writeSafeTensors(path: src, tensors: [TensorRecord(name: "a", shape: [a.count], floats: a),
+                                                  TensorRecord(name: "b", shape: [b.count], floats: b)])
+        let file = try SafeTensorsFile(path: src)
+        // An intact source copies byte for byte through the kernel lane.
+        let w = try CheckpointWriter(target: dir + "/ok")
+        for n in ["a", "b"] { try w.add(TensorRecord(name: n, dtype: .F32, shape: [1 << 18], source: .bytes(try file.bytes(n)))) }
+        try w.commit()
+        let copy = try SafeTensorsFile(path: dir + "/ok/model.safetensors")
+        XCTAssertEqual(try copy.floats("a"), a)
+        XCTAssertEqual(try copy.floats("b"), b)
+        // Now cut the source in the middle of "b" while it is mapped.
+        let end = file.dataStart + file.entries["b"]!.begin + 1000
+        XCTAssertEqual(truncate(src, off_t(end)), 0)
+        let w2 = try CheckpointWriter(target: dir + "/cut")
+        for n in ["a", "b"] { try w2.add(TensorRecord(name: n, dtype: .F32, shape: [1 << 18], source: .bytes(try file.bytes(n)))) }
+        XCTAssertThrowsError(try w2.commit()) { e in
+            XCTAssertEqual((e as? SafeTensorsError)?.kind, .io, "\(e)")
+            XCTAssertTrue("\(e)".contains("'b'") && "\(e)".contains("ended"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/cut"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["ok", "src.safetensors"], "temporary folder left behind")
+    }
+
     /// The source shrinks under a running convert (another process truncates it). The reader maps
     /// the file, so touching a page past the new end raises SIGBUS and the process dies; the
     /// target must still be absent (or complete, if the truncation came too late to matter).
