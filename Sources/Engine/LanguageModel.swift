@@ -201,20 +201,25 @@ public final class LanguageModel {
             // Attention branch.
             norm(x, lw.attnNorm, lw.attnNormBias, xn, rows: T, width: H)
             Kernels.linear(xn, rows: T, inDim: H, lw.wqkv.p, outDim: rows, bias: lw.bqkv?.p, into: qkv)
-            for t in 0..<T {
-                let q = qkv + t * rows, k = q + qd, v = k + kvd
-                if let qn = lw.qNorm, let kn = lw.kNorm {
-                    Kernels.rmsNorm(q, qn.p, q, rows: c.numHeads, n: hd, eps: c.normEps)
-                    Kernels.rmsNorm(k, kn.p, k, rows: c.numKVHeads, n: hd, eps: c.normEps)
+            let rope: (rot: Int, cos: FPtr, sin: FPtr)? = c.learnedPositions ? nil
+                : (ropes[spec.rope].rot, s.cos[spec.rope].p, s.sin[spec.rope].p)
+            let kc = s.kCache[l].p, vc = s.vCache[l].p
+            Kernels.parallelRows(T, cost: rows) { tokenRange in
+                for t in tokenRange {
+                    let q = qkv + t * rows, k = q + qd, v = k + kvd
+                    if let qn = lw.qNorm, let kn = lw.kNorm {
+                        Kernels.rmsNormRows(q, qn.p, q, rows: 0..<c.numHeads, n: hd, eps: c.normEps)
+                        Kernels.rmsNormRows(k, kn.p, k, rows: 0..<c.numKVHeads, n: hd, eps: c.normEps)
+                    }
+                    if let rope {
+                        let half = rope.rot / 2
+                        let cs = rope.cos + t * half, sn = rope.sin + t * half
+                        Kernels.rope(q, heads: c.numHeads, headDim: hd, rot: rope.rot, cos: cs, sin: sn)
+                        Kernels.rope(k, heads: c.numKVHeads, headDim: hd, rot: rope.rot, cos: cs, sin: sn)
+                    }
+                    kc.advanced(by: (start + t) * kvd).update(from: k, count: kvd)
+                    vc.advanced(by: (start + t) * kvd).update(from: v, count: kvd)
                 }
-                if !c.learnedPositions {
-                    let rs = ropes[spec.rope], half = rs.rot / 2
-                    let cs = s.cos[spec.rope].p + t * half, sn = s.sin[spec.rope].p + t * half
-                    Kernels.rope(q, heads: c.numHeads, headDim: hd, rot: rs.rot, cos: cs, sin: sn)
-                    Kernels.rope(k, heads: c.numKVHeads, headDim: hd, rot: rs.rot, cos: cs, sin: sn)
-                }
-                s.kCache[l].p.advanced(by: (start + t) * kvd).update(from: k, count: kvd)
-                s.vCache[l].p.advanced(by: (start + t) * kvd).update(from: v, count: kvd)
             }
             attention(layer: l, window: spec.slidingWindow, T: T, start: start, state: s)
             Kernels.linear(att, rows: T, inDim: qd, lw.wo.p, outDim: H, bias: lw.bo?.p, into: proj)
@@ -273,8 +278,19 @@ public final class LanguageModel {
                     scores[j] = sc
                     if sc > mx { mx = sc }
                 }
+                // e^(score - max), 8 lanes at a time (Kernels.exp), the tail in libm.
                 var sum: Float = 0
-                for j in lo...pos { let e = Foundation.exp(scores[j] - mx); scores[j] = e; sum += e }
+                var j = lo
+                var acc = SIMD8<Float>()
+                let mv = SIMD8<Float>(repeating: mx)
+                while j + 8 <= pos + 1 {
+                    let e = Kernels.exp(UnsafeRawPointer(scores + j).loadUnaligned(as: SIMD8<Float>.self) - mv)
+                    UnsafeMutableRawPointer(scores + j).storeBytes(of: e, as: SIMD8<Float>.self)
+                    acc += e
+                    j += 8
+                }
+                sum = acc.sum()
+                while j <= pos { let e = Foundation.exp(scores[j] - mx); scores[j] = e; sum += e; j += 1 }
                 let inv = 1 / sum
                 let o = att + t * qd + h * hd
                 o.initialize(repeating: 0, count: hd)
