@@ -56,7 +56,9 @@ public enum Extractor {
         let points = Set(layers.map { HookPoint.residPost($0) })
         var out: [[[Double]]] = []
         for (k, p) in prompts.enumerated() {
-            let cap = try model.logits(tokens: p, capture: points).captured
+            // States only: the unembedding ([T, vocab] logits) is skipped, so extraction costs no
+            // more than the forward passes themselves (`edit-cli bench --positive/--negative`).
+            let cap = try model.states(tokens: p, capture: points)
             var row: [[Double]] = []
             for l in layers {
                 guard let s = cap[.residPost(l)], s.count == p.count * h else {
