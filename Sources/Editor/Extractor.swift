@@ -51,14 +51,17 @@ public struct ExtractResult: Sendable {
 public enum Extractor {
     /// Features [prompt][layer] -> [hidden] (f64) from one forward per prompt.
     public static func features(model: LanguageModel, prompts: [[Int]], layers: [Int], position: ExtractOptions.Position,
-                                log: (String) -> Void = { _ in }) throws -> [[[Double]]] {
+                                label: String = "prompt", log: (String) -> Void = { _ in }) throws -> [[[Double]]] {
         let h = model.config.hiddenSize
         let points = Set(layers.map { HookPoint.residPost($0) })
         var out: [[[Double]]] = []
         for (k, p) in prompts.enumerated() {
             // States only: the unembedding ([T, vocab] logits) is skipped, so extraction costs no
             // more than the forward passes themselves (`edit-cli bench --positive/--negative`).
-            let cap = try model.states(tokens: p, capture: points)
+            let cap: [HookPoint: [Float]]
+            do { cap = try model.states(tokens: p, capture: points) } catch let e as ModelError {
+                throw EditError.badInput("\(label) \(k + 1): \(e)")
+            }
             var row: [[Double]] = []
             for l in layers {
                 guard let s = cap[.residPost(l)], s.count == p.count * h else {
@@ -87,8 +90,8 @@ public enum Extractor {
         for l in options.layers where l < 0 || l >= model.config.numLayers {
             throw EditError.badInput("layer \(l) is out of range (the model has \(model.config.numLayers) layers: 0-\(model.config.numLayers - 1))")
         }
-        let fp = try features(model: model, prompts: positive, layers: options.layers, position: options.position, log: log)
-        let fn = try features(model: model, prompts: negative, layers: options.layers, position: options.position, log: log)
+        let fp = try features(model: model, prompts: positive, layers: options.layers, position: options.position, label: "positive prompt", log: log)
+        let fn = try features(model: model, prompts: negative, layers: options.layers, position: options.position, label: "negative prompt", log: log)
         var vectors: [Int: [Float]] = [:]
         var reports: [LayerReport] = []
         for (k, l) in options.layers.enumerated() {

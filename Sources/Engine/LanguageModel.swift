@@ -135,9 +135,21 @@ public final class LanguageModel {
         }
     }
 
+    /// Sequences longer than the model's context are refused before any work (a million-character
+    /// prompt file line would otherwise take minutes and gigabytes): learned position tables end
+    /// at their size; RoPE models at max_position_embeddings (transformers would run them, but
+    /// past the trained context the output is extrapolation). Dynamic-NTK RoPE exists to run past
+    /// max_position_embeddings, so those models are limited by memory only.
     private func checkPositions(_ n: Int) throws {
-        if config.learnedPositions, n > config.maxPositions {
-            throw ModelError("sequence of \(n) tokens exceeds the \(config.maxPositions) learned positions of this \(config.modelType) model")
+        if config.learnedPositions {
+            if n > config.maxPositions {
+                throw ModelError("sequence of \(n) tokens exceeds the \(config.maxPositions) learned positions of this \(config.modelType) model")
+            }
+            return
+        }
+        let dynamic = config.ropes.contains { if case .dynamic = $0.type { return true } else { return false } }
+        if !dynamic, n > config.maxPositions {
+            throw ModelError("sequence of \(n) tokens exceeds max_position_embeddings \(config.maxPositions) of this \(config.modelType) model")
         }
     }
 

@@ -94,6 +94,20 @@ final class LoadErrorTests: XCTestCase {
         XCTAssertTrue(msg?.contains("learned positions") ?? false, msg ?? "")
     }
 
+    func testRoPEModelsRefuseMoreThanTheirContextExceptDynamicNTK() throws {
+        let m = try LanguageModel.load(path: Fixtures.path("llama"))
+        XCTAssertEqual(m.config.maxPositions, 64)
+        XCTAssertNoThrow(try m.states(tokens: [Int](repeating: 5, count: 64), capture: []))
+        let msg = message { try m.states(tokens: [Int](repeating: 5, count: 65), capture: []) }
+        XCTAssertEqual(msg, "sequence of 65 tokens exceeds max_position_embeddings 64 of this llama model")
+        // generate: prompt plus new tokens must fit.
+        XCTAssertNotNil(message { _ = try m.generate(prompt: [Int](repeating: 5, count: 60), maxTokens: 10, sampling: .greedy, stopTokens: []) { _ in true } })
+        // Dynamic NTK scaling exists to run past max_position_embeddings (8 in this fixture).
+        let d = try LanguageModel.load(path: Fixtures.path("llama-dynamic"))
+        XCTAssertEqual(d.config.maxPositions, 8)
+        XCTAssertNoThrow(try d.states(tokens: [Int](repeating: 5, count: 40), capture: []))
+    }
+
     func testResolvedConfigsOfFixtures() throws {
         let g3 = try ModelConfig.load(directory: Fixtures.path("gemma3"))
         XCTAssertEqual(g3.layers.map { $0.slidingWindow }, [4, nil, 4])

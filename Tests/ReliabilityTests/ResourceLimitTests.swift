@@ -277,4 +277,36 @@ final class ResourceLimitTests: XCTestCase {
         let chat = try t.applyChatTemplate(messages: [["role": "user", "content": text]], addGenerationPrompt: true)
         XCTAssertTrue(chat.contains(text.prefix(1000)))
     }
+
+    /// A prompt-file line longer than the model's context: `edit-cli extract` refuses it before
+    /// running anything (it used to run for minutes at gigabytes), one line naming the prompt,
+    /// its token count and the limit, exit 2.
+    func testPromptLongerThanTheContextIsRefusedUpFront() throws {
+        guard let cli = editCLIPath() else { throw XCTSkip("edit-cli is not built next to the test bundle") }
+        let dir = try makeTempDir("long-prompt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try GGUFConverter.convert(gguf: "\(fixturesRoot)/gguf/tiny_llama.gguf", to: dir + "/model")
+        let corpus = try String(contentsOfFile: "\(fixturesRoot)/tokenizers/corpus.txt", encoding: .utf8)
+        var text = ""
+        while text.utf8.count < 1_000_000 { text += corpus }
+        try writeFile(dir + "/pos.txt", Array(("short one\n" + text.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+        try writeFile(dir + "/neg.txt", Array("short two\nshort three\n".utf8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: cli)
+        p.arguments = ["extract", dir + "/model", "--positive", dir + "/pos.txt", "--negative", dir + "/neg.txt", "--out", dir + "/v.safetensors"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        let seconds = try timed {
+            try p.run()
+            p.waitUntilExit()
+        }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        print("resource: extract with a 1M-character prompt line: exit \(p.terminationStatus) in \(String(format: "%.2f", seconds)) s: \(stderr)")
+        XCTAssertEqual(p.terminationStatus, 2, stderr)
+        XCTAssertEqual(stderr.split(separator: "\n").count, 1, stderr)
+        XCTAssertTrue(stderr.contains("positive prompt 2") && stderr.contains("max_position_embeddings"), stderr)
+        XCTAssertLessThan(seconds, 30)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/v.safetensors"))
+    }
 }
