@@ -338,12 +338,61 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertThrowsError(try CheckpointWriter(target: dir + "/file/out")) { e in
                 XCTAssertTrue(e is SafeTensorsError, "\(e)")
             }
+            try permissionDeniedAsNobody()
             return
         }
         XCTAssertThrowsError(try CheckpointWriter(target: dir + "/ro/out")) { e in
             XCTAssertEqual((e as? SafeTensorsError)?.kind, .io)
             XCTAssertTrue("\(e)".contains("Permission denied"), "\(e)")
         }
+    }
+
+    /// As root, the real CLI run as user nobody (setpriv from util-linux): output into a read-only
+    /// folder and an unreadable source are each one line with "Permission denied", exit 2, and
+    /// leave nothing behind.
+    func permissionDeniedAsNobody() throws {
+        guard let cli = editCLIPath(), FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            print("permission test: no edit-cli or setpriv here; only the root-side checks ran")
+            return
+        }
+        let work = try makeTempDir("perm-nobody")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        XCTAssertEqual(chmod(work, 0o755), 0)
+        let exe = work + "/edit-cli"
+        try FileManager.default.copyItem(atPath: cli, toPath: exe)
+        XCTAssertEqual(chmod(exe, 0o755), 0)
+        let gguf = work + "/tiny.gguf"
+        try FileManager.default.copyItem(atPath: "\(fixturesRoot)/gguf/tiny_llama.gguf", toPath: gguf)
+        XCTAssertEqual(chmod(gguf, 0o644), 0)
+        let model = work + "/model"
+        try GGUFConverter.convert(gguf: gguf, to: model)
+        XCTAssertEqual(chmod(model, 0o755), 0)
+        for f in try FileManager.default.contentsOfDirectory(atPath: model) { XCTAssertEqual(chmod(model + "/" + f, 0o644), 0) }
+        let config = try JSONValue.parse(data: readFile(model + "/config.json"))
+        let hidden = try XCTUnwrap(config["hidden_size"]?.intValue)
+        let recipe = work + "/add.json"
+        try writeFile(recipe, Array(#"{"interventions": [{"op": "add", "point": "resid_post", "layers": [0], "vector": [\#((0..<hidden).map { _ in "0.5" }.joined(separator: ", "))]}]}"#.utf8))
+        XCTAssertEqual(chmod(recipe, 0o644), 0)
+        try FileManager.default.createDirectory(atPath: work + "/ro", withIntermediateDirectories: false)
+        XCTAssertEqual(chmod(work + "/ro", 0o555), 0)
+        let secret = work + "/secret.gguf"
+        try FileManager.default.copyItem(atPath: gguf, toPath: secret)
+        XCTAssertEqual(chmod(secret, 0o600), 0)
+        let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "EDIT_CLI_CACHE=" + work + "/cache", exe]
+        let cases: [(String, [String])] = [
+            ("convert into a read-only folder", ["convert", gguf, "--out", work + "/ro/out"]),
+            ("bake into a read-only folder", ["bake", model, "--recipe", recipe, "--out", work + "/ro/out"]),
+            ("convert an unreadable source", ["convert", secret, "--out", work + "/out"]),
+        ]
+        for (label, args) in cases {
+            let r = try runCLI("/usr/bin/setpriv", asNobody + args)
+            print("permission test as nobody: \(label): exit \(r.status): \(r.stderr)")
+            XCTAssertEqual(r.status, 2, "\(label): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("Permission denied"), "\(label): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(label): \(r.stderr)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work + "/ro"), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/out"))
     }
 
     // MARK: helpers
