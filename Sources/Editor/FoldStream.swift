@@ -20,7 +20,7 @@ extension FoldedModel {
     }
 
     /// Writes the folded tensor encoded as `dtype` through `emit`, one block of rows at a time.
-    public func stream(_ name: String, as dtype: DType, blockBytes: Int = 16 << 20,
+    public func stream(_ name: String, as dtype: DType, blockBytes: Int = 2 << 20,
                        emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard canStream(name), let out = info(name), let role = role(of: name) else {
             throw EditError.badInput("\(name): cannot be streamed") // programmer error: callers check canStream

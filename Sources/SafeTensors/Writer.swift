@@ -765,7 +765,7 @@ func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, pat
     var off = offset
     var done = 0
     while done < count {
-        let n = sendfile(fd, source, &off, min(count - done, 1 << 30))
+        let n = sendfile(fd, source, &off, min(count - done, 8 << 20))
         if n < 0 {
             if errno == EINTR || errno == EAGAIN { continue }
             if done == 0 && (errno == EINVAL || errno == ENOSYS) { return false }
