@@ -91,7 +91,8 @@ public enum Baker {
         // their headers get it last (LateMetadata: 64 zeros stand in for each digest until then).
         log("checksumming \(source.shards.count) source shard(s) while writing")
         let shardPaths = source.shards.map(\.path)
-        let hashing = BackgroundWork { try shardPaths.map { try SHA256.hashFileCached($0) } }
+        let shardFiles = source.shards
+        let hashing = BackgroundWork { try shardFiles.map { try SHA256.hashFileCached($0.path, mapped: $0.fileBytes) } }
         func sums(_ digests: [String]) -> [JSONValue] {
             zip(shardPaths, digests).map { .object([("file", .string(($0 as NSString).lastPathComponent)), ("sha256", .string($1))]) }
         }
