@@ -335,24 +335,36 @@ public final class CheckpointWriter {
         var weightMap: [(String, JSONValue)] = []
         var fileNames: [String] = []
         var done = 0
+        // With late metadata, every shard's data is written first and the headers last, once the
+        // values are known (a checksum computed meanwhile must not hold up the next shard).
+        var pending: [(fd: Int32, path: String, display: String, layout: SafeTensorsLayout)] = []
+        defer { for p in pending { close(p.fd) } }   // only left over on error
         for (k, members) in plan.enumerated() {
             let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
             var withPlaceholders = metadata
-            for (k, v) in lateMetadata { withPlaceholders[k] = v.placeholder }
-            let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: withPlaceholders,
-                                               file: (target as NSString).appendingPathComponent(name))
-            let finalHeader: (() throws -> [UInt8])? = lateMetadata.isEmpty ? nil : {
-                var m = self.metadata
-                for (k, v) in try self.resolveLateMetadata() { m[k] = v }
-                return try layout.makeHeader(metadata: m)
-            }
-            try layout.write(to: (temporaryDirectory as NSString).appendingPathComponent(name),
-                             displayName: (target as NSString).appendingPathComponent(name), finalHeader: finalHeader) { tensor in
+            for (key, v) in lateMetadata { withPlaceholders[key] = v.placeholder }
+            let display = (target as NSString).appendingPathComponent(name)
+            let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: withPlaceholders, file: display)
+            let path = (temporaryDirectory as NSString).appendingPathComponent(name)
+            let fd = try layout.writeData(to: path, displayName: display) { tensor in
                 done += 1
                 self.onTensorWritten?(tensor, done, self.records.count)
             }
+            if lateMetadata.isEmpty {
+                try layout.finish(fd, path: path, displayName: display, header: layout.header)
+            } else {
+                pending.append((fd, path, display, layout))
+            }
             for m in members { weightMap.append((records[m].name, .string(name))) }
             fileNames.append(name)
+        }
+        if !pending.isEmpty {
+            var m = metadata
+            for (key, v) in try resolveLateMetadata() { m[key] = v }
+            while let p = pending.first {
+                pending.removeFirst()
+                try p.layout.finish(p.fd, path: p.path, displayName: p.display, header: try p.layout.makeHeader(metadata: m))
+            }
         }
         if n > 1 {
             weightMap.sort { $0.0 < $1.0 }
@@ -481,18 +493,31 @@ struct SafeTensorsLayout {
         return h
     }
 
-    /// Writes the file at `path` (created new, fsync'd). Every tensor's place is fixed by the
-    /// header, so the data goes in two lanes at once: tensors lying in a mapped source file are
-    /// copied file to file by the kernel (sendfile, as `cp` copies) on a second thread, while this
-    /// thread produces the others (edited tensors) and writes them with pwrite. The header goes in
-    /// last, so `finalHeader` may give it late metadata values (it must keep the header's length).
-    /// `written` is called on this thread once per tensor, in completion order.
+    /// Writes the file at `path` (created new, fsync'd): `writeData` then `finish`, `finalHeader`
+    /// giving the header (late metadata values; it must keep the header's length).
     func write(to path: String, displayName: String, finalHeader: (() throws -> [UInt8])? = nil,
                written: (String) -> Void = { _ in }) throws {
+        let fd = try writeData(to: path, displayName: displayName, written: written)
+        do {
+            try finish(fd, path: path, displayName: displayName, header: try finalHeader?() ?? header)
+        } catch {
+            unlink(path)
+            throw error
+        }
+    }
+
+    /// Creates the file at `path` and writes every tensor at its offset, leaving the header for
+    /// `finish` (so late metadata can be filled in once all shards are written); returns the open
+    /// descriptor. Every tensor's place is fixed by the header, so the data goes in two lanes at
+    /// once: tensors lying in a mapped source file are copied file to file by the kernel
+    /// (sendfile, as `cp` copies) on a second thread, while this thread produces the others
+    /// (edited tensors) and writes them with pwrite. `written` is called on this thread once per
+    /// tensor, in completion order. On error the file is closed and removed.
+    func writeData(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw posixError(path, "cannot create") }
         var ok = false
-        defer { close(fd); if !ok { unlink(path) } }
+        defer { if !ok { close(fd); unlink(path) } }
         let dataStart = 8 + header.count
 
         var copies: [KernelCopyLane.Job] = []
@@ -524,7 +549,14 @@ struct SafeTensorsLayout {
             lane?.cancel()
             throw error
         }
-        let head = try finalHeader?() ?? header
+        ok = true
+        return fd
+    }
+
+    /// Writes the length prefix and `head` (this layout's header or the same with late metadata
+    /// values: same length) at the start of the file, fsyncs and closes `fd`, also on error.
+    func finish(_ fd: Int32, path: String, displayName: String, header head: [UInt8]) throws {
+        defer { close(fd) }
         guard head.count == header.count else {
             throw SafeTensorsError(.invalidTensor, file: displayName, "late metadata changed the header length (\(header.count) -> \(head.count) bytes)")
         }
@@ -532,7 +564,6 @@ struct SafeTensorsLayout {
         prefix += head
         try prefix.withUnsafeBytes { try pwriteAll(fd, $0, at: 0, path) }
         guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
-        ok = true
     }
 
     /// The file's bytes in order (length prefix, header, tensors produced only now) through `sink`.

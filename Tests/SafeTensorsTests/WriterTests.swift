@@ -105,6 +105,42 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["out"], "temp folder left behind")
     }
 
+    /// Late metadata: every shard is written with a placeholder, the value is asked for once after
+    /// the last shard's data, and all headers (and late files) carry it; a value that changes the
+    /// header's length is an error that leaves nothing.
+    func testLateMetadataReachesEveryShardAndLateFiles() throws {
+        let dir = try makeTempDir(self)
+        let target = (dir as NSString).appendingPathComponent("out")
+        let tensors = sampleTensors(seed: 5)
+        var asked = 0, writtenBeforeAsked = 0
+        let late = LateMetadata(placeholder: String(repeating: "0", count: 64)) {
+            asked += 1
+            return String(repeating: "ab", count: 32)
+        }
+        let w = try CheckpointWriter(target: target, maxShardSize: 64, metadata: ["a": "1"], lateMetadata: ["sum": late])
+        w.onTensorWritten = { _, done, _ in if asked == 0 { writtenBeforeAsked = done } }
+        for t in tensors { try w.add(TensorRecord(name: t.name, dtype: t.dtype, shape: t.shape, source: .produce { t.bytes })) }
+        try w.addLateFile(name: "README.md") { Array("sum \(try w.resolveLateMetadata()["sum"] ?? "?")\n".utf8) }
+        try w.commit()
+        XCTAssertEqual(asked, 1)
+        XCTAssertEqual(writtenBeforeAsked, tensors.count, "the value is asked for after all shards' data")
+        let ck = try Checkpoint(directory: target)
+        XCTAssertGreaterThan(ck.shards.count, 3)
+        for sh in ck.shards {
+            XCTAssertEqual(sh.metadata, ["format": "pt", "a": "1", "sum": String(repeating: "ab", count: 32)])
+            try checkLayoutRules(sh.path)
+        }
+        for t in tensors { XCTAssertEqual(Array(try ck.bytes(t.name)), t.bytes, t.name) }
+        XCTAssertEqual(try readBytes((target as NSString).appendingPathComponent("README.md")), Array("sum \(String(repeating: "ab", count: 32))\n".utf8))
+
+        let target2 = (dir as NSString).appendingPathComponent("bad")
+        let w2 = try CheckpointWriter(target: target2, maxShardSize: 64,
+                                      lateMetadata: ["sum": LateMetadata(placeholder: "00") { String(repeating: "x", count: 40) }])
+        for t in tensors { try w2.add(TensorRecord(name: t.name, dtype: t.dtype, shape: t.shape, source: .produce { t.bytes })) }
+        XCTAssertThrowsError(try w2.commit()) { e in XCTAssertTrue("\(e)".contains("header length"), "\(e)") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["out"], "failed commit left files")
+    }
+
     func testOneShardIsModelSafetensorsWithoutIndex() throws {
         let dir = try makeTempDir(self)
         let target = (dir as NSString).appendingPathComponent("out")
