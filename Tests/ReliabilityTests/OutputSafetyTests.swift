@@ -137,7 +137,7 @@ final class OutputSafetyTests: XCTestCase {
         let gguf = dir + "/long.gguf"
         try makeLongGGUF(layers: 600, at: gguf)
         let model = dir + "/model"
-        try GGUFConverter.convert(gguf: gguf, to: model)
+        _ = try GGUFConverter.convert(gguf: gguf, to: model)
         try FileManager.default.removeItem(atPath: gguf)
         let config = try JSONValue.parse(data: readFile(model + "/config.json"))
         let hidden = try XCTUnwrap(config["hidden_size"]?.intValue)
@@ -302,6 +302,20 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("No space left"), r.stderr)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mnt), [])
+
+            // bake of the same model (converted on the real disk) into the full tmpfs: both lanes
+            // of the writer and the late headers meet ENOSPC; exit 2, one line, nothing left.
+            _ = try GGUFConverter.convert(gguf: src + "/long.gguf", to: src + "/model")
+            let sum = try Self.checksum(src + "/model/model.safetensors")
+            let config = try JSONValue.parse(data: readFile(src + "/model/config.json"))
+            let hidden = try XCTUnwrap(config["hidden_size"]?.intValue)
+            try writeFile(src + "/ablate.json", Array(#"{"interventions": [{"op": "ablate", "point": "residual", "direction": [\#((0..<hidden).map { String(Double($0 % 7) - 3) }.joined(separator: ", "))]}]}"#.utf8))
+            let b = try runCLI(cli, ["bake", src + "/model", "--recipe", src + "/ablate.json", "--out", mnt + "/baked"])
+            XCTAssertEqual(b.status, 2, b.stderr)
+            XCTAssertTrue(b.stderr.contains("No space left"), b.stderr)
+            XCTAssertEqual(b.stderr.split(separator: "\n").count, 1, b.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mnt), [], "bake on a full disk left files behind")
+            XCTAssertEqual(try Self.checksum(src + "/model/model.safetensors"), sum, "the source was modified")
         }
     }
 
@@ -365,7 +379,7 @@ final class OutputSafetyTests: XCTestCase {
         try FileManager.default.copyItem(atPath: "\(fixturesRoot)/gguf/tiny_llama.gguf", toPath: gguf)
         XCTAssertEqual(chmod(gguf, 0o644), 0)
         let model = work + "/model"
-        try GGUFConverter.convert(gguf: gguf, to: model)
+        _ = try GGUFConverter.convert(gguf: gguf, to: model)
         XCTAssertEqual(chmod(model, 0o755), 0)
         for f in try FileManager.default.contentsOfDirectory(atPath: model) { XCTAssertEqual(chmod(model + "/" + f, 0o644), 0) }
         let config = try JSONValue.parse(data: readFile(model + "/config.json"))

@@ -285,7 +285,7 @@ final class ResourceLimitTests: XCTestCase {
         guard let cli = editCLIPath() else { throw XCTSkip("edit-cli is not built next to the test bundle") }
         let dir = try makeTempDir("long-prompt")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try GGUFConverter.convert(gguf: "\(fixturesRoot)/gguf/tiny_llama.gguf", to: dir + "/model")
+        _ = try GGUFConverter.convert(gguf: "\(fixturesRoot)/gguf/tiny_llama.gguf", to: dir + "/model")
         let corpus = try String(contentsOfFile: "\(fixturesRoot)/tokenizers/corpus.txt", encoding: .utf8)
         var text = ""
         while text.utf8.count < 1_000_000 { text += corpus }
