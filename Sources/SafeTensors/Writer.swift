@@ -539,6 +539,7 @@ struct SafeTensorsLayout {
                 var position = dataStart + offsets[k]
                 try emitTensor(t, displayName: displayName) { piece in
                     try pwriteAll(fd, piece, at: position, path)
+                    startWriteback(fd, position, piece.count)
                     position += piece.count
                 }
                 written(t.name)
@@ -649,10 +650,12 @@ final class KernelCopyLane: @unchecked Sendable {
                 for job in jobs {
                     if stopped { break }
                     guard lseek(fd, off_t(job.fileOffset), SEEK_SET) >= 0 else { throw posixError(path, "cannot seek") }
-                    if try !copyInKernel(from: job.sourceFD, offset: job.sourceOffset, count: job.bytes.count, to: fd, path: path, tensor: job.name) {
+                    if try !copyInKernel(from: job.sourceFD, offset: job.sourceOffset, count: job.bytes.count, to: fd,
+                                         at: job.fileOffset, path: path, tensor: job.name) {
                         var position = job.fileOffset
                         try writeReleasingPages(job.bytes) { piece in
                             try pwriteAll(fd, piece, at: position, path)
+                            startWriteback(fd, position, piece.count)
                             position += piece.count
                         }
                     }
@@ -792,7 +795,7 @@ func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) thro
 /// no user-space copy. Returns false, having written nothing, when the kernel cannot do it for
 /// these files (the caller then writes from the mapping). A source that ends early (truncated
 /// while we run) is an error naming it, where reading the mapping would have been a SIGBUS.
-func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, path: String, tensor: String) throws -> Bool {
+func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, at fileOffset: Int, path: String, tensor: String) throws -> Bool {
     var off = offset
     var done = 0
     while done < count {
@@ -805,9 +808,18 @@ func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, pat
         if n == 0 {
             throw SafeTensorsError(.io, file: path, tensor: tensor, "its source file ended \(count - done) bytes early (changed or truncated while being copied)")
         }
+        startWriteback(fd, fileOffset + done, n)
         done += n
     }
     return true
+}
+
+/// Starts writing [offset, offset + count) of `fd` to disk now, without waiting: on Linux,
+/// POSIX_FADV_DONTNEED starts asynchronous writeback of the dirty pages (and drops only clean
+/// ones). The disk then works while the rest is written instead of all at the final fsync:
+/// SmolLM2 bake 0.50-0.55 -> 0.38-0.44 s, the 6 GB first bake 4.9-6.0 -> 4.0 s.
+func startWriteback(_ fd: Int32, _ offset: Int, _ count: Int) {
+    _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
 }
 
 func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, _ path: String) throws {
