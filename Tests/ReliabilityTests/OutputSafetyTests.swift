@@ -74,6 +74,49 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertNoThrow(try Checkpoint(directory: out), label)
     }
 
+    /// Runs the CLI with `arguments(out)` once per fraction into `dir/out<k>`, SIGKILLs it when its
+    /// temporary folder holds `fraction` of `total` bytes, and checks: the target is absent or a
+    /// complete copy of `reference`; nothing but the dead process's temporary folder is left; a
+    /// rerun with --force into the same target then succeeds. Returns how many kills landed while
+    /// the process was still writing.
+    func killWhileWriting(_ cli: String, in dir: String, fractions: [Double], total: Int, reference: String,
+                          label command: String, arguments: (String) -> [String]) throws -> Int {
+        var killedWhileWriting = 0
+        for (k, fraction) in fractions.enumerated() {
+            let out = dir + "/out\(k)"
+            let p = try Process.run(URL(fileURLWithPath: cli), arguments: arguments(out))
+            let tempPrefix = ".out\(k).tmp-\(p.processIdentifier)"
+            // Poll until the temporary folder holds `fraction` of the output, then SIGKILL.
+            let deadline = Date().addingTimeInterval(60)
+            var temp: String?
+            while p.isRunning && Date() < deadline {
+                if temp == nil { temp = Self.find(prefix: tempPrefix, in: dir) }
+                if let temp, Double(Self.folderSize(temp)) >= fraction * Double(total) { break }
+                usleep(200)
+            }
+            let wasRunning = p.isRunning
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if wasRunning && p.terminationReason == .uncaughtSignal { killedWhileWriting += 1 }
+            let label = "\(command) killed at \(fraction) of the output (status \(p.terminationStatus), running \(wasRunning))"
+            if FileManager.default.fileExists(atPath: out) {
+                try assertCompleteCopy(out, of: reference, label)
+            }
+            // Nothing but the dead process's temporary folder may be left beside the target.
+            let stray = try FileManager.default.contentsOfDirectory(atPath: dir)
+                .filter { $0.hasPrefix(".out\(k).") && !$0.hasPrefix(tempPrefix) }
+            XCTAssertEqual(stray, [], label)
+            print("kill test: \(label): target \(FileManager.default.fileExists(atPath: out) ? "complete" : "absent")")
+            // A new run into the same target succeeds despite the leftover.
+            let again = try runCLI(cli, arguments(out) + ["--force"])
+            XCTAssertEqual(again.status, 0, again.stderr)
+            try assertCompleteCopy(out, of: reference, "\(label), then rerun")
+            try? FileManager.default.removeItem(atPath: out)
+            if let temp { try? FileManager.default.removeItem(atPath: temp) }
+        }
+        return killedWhileWriting
+    }
+
     // MARK: SIGKILL during convert
 
     func testConvertKilledAtAnyPointLeavesNoPartialTarget() throws {
@@ -91,38 +134,9 @@ final class OutputSafetyTests: XCTestCase {
         let total = Self.folderSize(reference)
         XCTAssertGreaterThan(total, 50 << 20)
 
-        var killedWhileWriting = 0
-        for (k, fraction) in [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 0.999, 1.5].enumerated() {
-            let out = dir + "/out\(k)"
-            let p = try Process.run(URL(fileURLWithPath: cli), arguments: ["convert", gguf, "--out", out])
-            let tempPrefix = ".out\(k).tmp-\(p.processIdentifier)"
-            // Poll until the temporary folder holds `fraction` of the output, then SIGKILL.
-            let deadline = Date().addingTimeInterval(60)
-            var temp: String?
-            while p.isRunning && Date() < deadline {
-                if temp == nil { temp = Self.find(prefix: tempPrefix, in: dir) }
-                if let temp, Double(Self.folderSize(temp)) >= fraction * Double(total) { break }
-                usleep(200)
-            }
-            let wasRunning = p.isRunning
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            if wasRunning && p.terminationReason == .uncaughtSignal { killedWhileWriting += 1 }
-            let label = "killed at \(fraction) of the output (status \(p.terminationStatus), running \(wasRunning))"
-            if FileManager.default.fileExists(atPath: out) {
-                try assertCompleteCopy(out, of: reference, label)
-            }
-            // Nothing but the dead process's temporary folder may be left beside the target.
-            let stray = try FileManager.default.contentsOfDirectory(atPath: dir)
-                .filter { $0.hasPrefix(".out\(k).") && !$0.hasPrefix(tempPrefix) }
-            XCTAssertEqual(stray, [], label)
-            print("kill test: \(label): target \(FileManager.default.fileExists(atPath: out) ? "complete" : "absent")")
-            // A new run into the same target succeeds despite the leftover.
-            let again = try runCLI(cli, ["convert", gguf, "--out", out, "--force"])
-            XCTAssertEqual(again.status, 0, again.stderr)
-            try assertCompleteCopy(out, of: reference, "\(label), then rerun")
-            try? FileManager.default.removeItem(atPath: out)
-            if let temp { try? FileManager.default.removeItem(atPath: temp) }
+        let killedWhileWriting = try killWhileWriting(cli, in: dir, fractions: [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 0.999, 1.5],
+                                                      total: total, reference: reference, label: "convert") { out in
+            ["convert", gguf, "--out", out]
         }
         XCTAssertGreaterThanOrEqual(killedWhileWriting, 4, "most kills must land while the output is being written")
         XCTAssertEqual(try Self.checksum(gguf), sourceSum, "the source GGUF was modified")
@@ -160,32 +174,9 @@ final class OutputSafetyTests: XCTestCase {
         let total = Self.folderSize(reference)
         XCTAssertGreaterThan(total, 50 << 20)
 
-        var killedWhileWriting = 0
-        for (k, fraction) in [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999, 1.5].enumerated() {
-            let out = dir + "/out\(k)"
-            let p = try Process.run(URL(fileURLWithPath: cli), arguments: ["bake", model, "--recipe", recipe, "--out", out])
-            let tempPrefix = ".out\(k).tmp-\(p.processIdentifier)"
-            let deadline = Date().addingTimeInterval(60)
-            var temp: String?
-            while p.isRunning && Date() < deadline {
-                if temp == nil { temp = Self.find(prefix: tempPrefix, in: dir) }
-                if let temp, Double(Self.folderSize(temp)) >= fraction * Double(total) { break }
-                usleep(200)
-            }
-            let wasRunning = p.isRunning
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            if wasRunning && p.terminationReason == .uncaughtSignal { killedWhileWriting += 1 }
-            let label = "bake killed at \(fraction) of the output (status \(p.terminationStatus), running \(wasRunning))"
-            if FileManager.default.fileExists(atPath: out) {
-                try assertCompleteCopy(out, of: reference, label)
-            }
-            let stray = try FileManager.default.contentsOfDirectory(atPath: dir)
-                .filter { $0.hasPrefix(".out\(k).") && !$0.hasPrefix(tempPrefix) }
-            XCTAssertEqual(stray, [], label)
-            print("kill test: \(label): target \(FileManager.default.fileExists(atPath: out) ? "complete" : "absent")")
-            try? FileManager.default.removeItem(atPath: out)
-            if let temp { try? FileManager.default.removeItem(atPath: temp) }
+        let killedWhileWriting = try killWhileWriting(cli, in: dir, fractions: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999, 1.5],
+                                                      total: total, reference: reference, label: "bake") { out in
+            ["bake", model, "--recipe", recipe, "--out", out]
         }
         XCTAssertGreaterThanOrEqual(killedWhileWriting, 4, "most kills must land while the output is being written")
         XCTAssertEqual(try Self.checksum(model + "/model.safetensors"), sourceSum, "the source model was modified")

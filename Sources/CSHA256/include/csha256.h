@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/// The 64 round constants K of SHA-256.
+extern const uint32_t csha256_k[64];
+
 /// 1 when this CPU has the SHA extensions (and SSSE3/SSE4.1), else 0.
 int csha256_has_shani(void);
 
