@@ -1,6 +1,6 @@
 // Streaming folds: an edited tensor is read, folded and written in blocks of rows, so a bake holds
-// one block (64 MB of f32 by default) instead of the whole tensor in f32 (a 128256 x 4096
-// embedding is 2 GB as f32, a 70B one 4 GB). Values equal `FoldedModel.floats` for row-local
+// one block (2 MB of f32 by default: it stays in cache from conversion to write) instead of the
+// whole tensor in f32 (a 128256 x 4096 embedding is 2 GB as f32, a 70B one 4 GB). Values equal `FoldedModel.floats` for row-local
 // edits; column projections (HF Linear [hidden, in] writers) take two passes: the first
 // accumulates every direction's r^T W (f64, in row order as `Fold.projectColumns` does), the
 // second emits W_i - sum_k s_k r_k[i] d_k block by block, where d_k = r_k^T W_(k-1) is derived from
