@@ -1,10 +1,11 @@
 // Streaming folds: an edited tensor is read, folded and written in blocks of rows, so a bake holds
 // one block (2 MB of f32 by default: it stays in cache from conversion to write) instead of the
-// whole tensor in f32 (a 128256 x 4096 embedding is 2 GB as f32, a 70B one 4 GB). Values equal `FoldedModel.floats` for row-local
-// edits; column projections (HF Linear [hidden, in] writers) take two passes: the first
-// accumulates every direction's r^T W (f64, in row order as `Fold.projectColumns` does), the
-// second emits W_i - sum_k s_k r_k[i] d_k block by block, where d_k = r_k^T W_(k-1) is derived from
-// the first pass's r_m^T W through d_k = r_k^T W - sum_(j<k) s_j (r_k . r_j) d_j (exact algebra).
+// whole tensor in f32 (a 128256 x 4096 embedding is 2 GB as f32, a 70B one 4 GB). Values equal
+// `FoldedModel.floats` for row-local edits; column projections (HF Linear [hidden, in] writers)
+// take two passes: the first accumulates every direction's r^T W (f64, in row order as
+// `Fold.projectColumns` does), the second emits W_i - sum_k s_k r_k[i] d_k block by block, where
+// d_k = r_k^T W_(k-1) is derived from the first pass's r_m^T W through
+// d_k = r_k^T W - sum_(j<k) s_j (r_k . r_j) d_j (exact algebra).
 
 import Foundation
 
