@@ -129,13 +129,7 @@ extension SHA256 {
     /// cost as much system time as the hashing itself), and a flat resident set.
     public static func hash(mapped bytes: UnsafeRawBufferPointer) -> String {
         var s = SHA256()
-        var done = 0
-        while done < bytes.count {
-            let piece = UnsafeRawBufferPointer(rebasing: bytes[done..<min(bytes.count, done + (64 << 20))])
-            s.update(piece)
-            releaseMappedPages(piece)
-            done += piece.count
-        }
+        forEachReleasingPages(bytes) { s.update($0) }
         return hex(s.finalize())
     }
 

@@ -188,12 +188,8 @@ public final class CheckpointWriter {
     /// Writes a non-tensor file (config.json, steering_recipe.json...) into the output folder now.
     public func addFile(name: String, contents: [UInt8]) throws {
         try requireOpen()
-        let path = try extraFilePath(name)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw posixError(path, "cannot create") }
-        defer { close(fd) }
-        try contents.withUnsafeBytes { try writeAll(fd, $0, path) }
-        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+        _ = try extraFilePath(name)
+        try addFileUnchecked(name, contents)
     }
 
     /// A non-tensor file whose contents are made during commit(), after the shards (e.g. a model
@@ -335,14 +331,14 @@ public final class CheckpointWriter {
         var weightMap: [(String, JSONValue)] = []
         var fileNames: [String] = []
         var done = 0
-        // With late metadata, every shard's data is written first and the headers last, once the
-        // values are known (a checksum computed meanwhile must not hold up the next shard).
+        // Every shard's data is written first and the headers last, once late metadata values
+        // are known (a checksum computed meanwhile must not hold up the next shard).
         var pending: [(fd: Int32, path: String, display: String, layout: SafeTensorsLayout)] = []
         defer { for p in pending { close(p.fd) } }   // only left over on error
+        var withPlaceholders = metadata
+        for (key, v) in lateMetadata { withPlaceholders[key] = v.placeholder }
         for (k, members) in plan.enumerated() {
             let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, n)
-            var withPlaceholders = metadata
-            for (key, v) in lateMetadata { withPlaceholders[key] = v.placeholder }
             let display = (target as NSString).appendingPathComponent(name)
             let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: withPlaceholders, file: display)
             let path = (temporaryDirectory as NSString).appendingPathComponent(name)
@@ -350,21 +346,15 @@ public final class CheckpointWriter {
                 done += 1
                 self.onTensorWritten?(tensor, done, self.records.count)
             }
-            if lateMetadata.isEmpty {
-                try layout.finish(fd, path: path, displayName: display, header: layout.header)
-            } else {
-                pending.append((fd, path, display, layout))
-            }
+            pending.append((fd, path, display, layout))
             for m in members { weightMap.append((records[m].name, .string(name))) }
             fileNames.append(name)
         }
-        if !pending.isEmpty {
-            var m = metadata
-            for (key, v) in try resolveLateMetadata() { m[key] = v }
-            while let p = pending.first {
-                pending.removeFirst()
-                try p.layout.finish(p.fd, path: p.path, displayName: p.display, header: try p.layout.makeHeader(metadata: m))
-            }
+        var final = metadata
+        for (key, v) in try resolveLateMetadata() { final[key] = v }
+        while let p = pending.first {
+            pending.removeFirst()
+            try p.layout.finish(p.fd, path: p.path, displayName: p.display, header: try p.layout.makeHeader(metadata: final))
         }
         if n > 1 {
             weightMap.sort { $0.0 < $1.0 }
@@ -493,13 +483,11 @@ struct SafeTensorsLayout {
         return h
     }
 
-    /// Writes the file at `path` (created new, fsync'd): `writeData` then `finish`, `finalHeader`
-    /// giving the header (late metadata values; it must keep the header's length).
-    func write(to path: String, displayName: String, finalHeader: (() throws -> [UInt8])? = nil,
-               written: (String) -> Void = { _ in }) throws {
-        let fd = try writeData(to: path, displayName: displayName, written: written)
+    /// Writes the file at `path` (created new, fsync'd): `writeData` then `finish`.
+    func write(to path: String, displayName: String) throws {
+        let fd = try writeData(to: path, displayName: displayName)
         do {
-            try finish(fd, path: path, displayName: displayName, header: try finalHeader?() ?? header)
+            try finish(fd, path: path, displayName: displayName, header: header)
         } catch {
             unlink(path)
             throw error
@@ -584,7 +572,7 @@ struct SafeTensorsLayout {
                 // From a mapped source file: write in chunks and drop each chunk's pages
                 // afterwards, so copying a checkpoint keeps a flat resident set (mapped file
                 // pages count in RSS until released).
-                try writeReleasingPages(UnsafeRawBufferPointer(start: p, count: size), sink)
+                try forEachReleasingPages(UnsafeRawBufferPointer(start: p, count: size), sink)
             } else {
                 try sink(UnsafeRawBufferPointer(rebasing: b[0..<size]))
             }
@@ -610,14 +598,15 @@ struct SafeTensorsLayout {
     }
 }
 
-/// Mapped bytes through `sink` in 64 MB chunks, each chunk's pages released afterwards.
-func writeReleasingPages(_ bytes: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+/// Mapped bytes through `body` in 64 MB pieces, each piece's pages released afterwards (see
+/// `releaseMappedPages`), so reading a whole mapped file keeps a flat resident set.
+public func forEachReleasingPages(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
     guard let p = bytes.baseAddress else { return }
     let chunk = 64 << 20
     var done = 0
     while done < bytes.count {
         let n = min(chunk, bytes.count - done)
-        try sink(UnsafeRawBufferPointer(start: p + done, count: n))
+        try body(UnsafeRawBufferPointer(start: p + done, count: n))
         FileMappings.release(p + done, n)
         done += n
     }
@@ -649,11 +638,10 @@ final class KernelCopyLane: @unchecked Sendable {
             do {
                 for job in jobs {
                     if stopped { break }
-                    guard lseek(fd, off_t(job.fileOffset), SEEK_SET) >= 0 else { throw posixError(path, "cannot seek") }
                     if try !copyInKernel(from: job.sourceFD, offset: job.sourceOffset, count: job.bytes.count, to: fd,
                                          at: job.fileOffset, path: path, tensor: job.name) {
                         var position = job.fileOffset
-                        try writeReleasingPages(job.bytes) { piece in
+                        try forEachReleasingPages(job.bytes) { piece in
                             try pwriteAll(fd, piece, at: position, path)
                             startWriteback(fd, position, piece.count)
                             position += piece.count
@@ -790,12 +778,14 @@ func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) thro
     }
 }
 
-/// Copies `count` bytes at `offset` of `source` to the current position of `fd` with sendfile(2)
-/// (page cache to page cache, as `cp` does with copy_file_range): no page faults on a mapping,
-/// no user-space copy. Returns false, having written nothing, when the kernel cannot do it for
-/// these files (the caller then writes from the mapping). A source that ends early (truncated
-/// while we run) is an error naming it, where reading the mapping would have been a SIGBUS.
+/// Copies `count` bytes at `offset` of `source` to `fileOffset` of `fd` with sendfile(2) (page
+/// cache to page cache, as `cp` does with copy_file_range): no page faults on a mapping, no
+/// user-space copy. Moves `fd`'s file position (give it a descriptor of its own). Returns false,
+/// having written nothing, when the kernel cannot do it for these files (the caller then writes
+/// from the mapping). A source that ends early (truncated while we run) is an error naming it,
+/// where reading the mapping would have been a SIGBUS.
 func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, at fileOffset: Int, path: String, tensor: String) throws -> Bool {
+    guard lseek(fd, off_t(fileOffset), SEEK_SET) >= 0 else { throw posixError(path, "cannot seek") }
     var off = offset
     var done = 0
     while done < count {
