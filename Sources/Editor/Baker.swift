@@ -90,13 +90,12 @@ public enum Baker {
         // The source shards' SHA-256 is computed on another thread while the shards are written;
         // their headers get it last (LateMetadata: 64 zeros stand in for each digest until then).
         log("checksumming \(source.shards.count) source shard(s) while writing")
-        let shardPaths = source.shards.map(\.path)
-        let shardFiles = source.shards
-        let hashing = BackgroundWork { try shardFiles.map { try SHA256.hashFileCached($0.path, mapped: $0.fileBytes) } }
+        let shards = source.shards
+        let hashing = BackgroundWork { try shards.map { try SHA256.hashFileCached($0.path, mapped: $0.fileBytes) } }
         func sums(_ digests: [String]) -> [JSONValue] {
-            zip(shardPaths, digests).map { .object([("file", .string(($0 as NSString).lastPathComponent)), ("sha256", .string($1))]) }
+            zip(shards, digests).map { .object([("file", .string(($0.path as NSString).lastPathComponent)), ("sha256", .string($1))]) }
         }
-        let placeholder = JSONValue.array(sums(shardPaths.map { _ in String(repeating: "0", count: 64) })).serialized()
+        let placeholder = JSONValue.array(sums(shards.map { _ in String(repeating: "0", count: 64) })).serialized()
         var metadata: [String: String] = [
             "steering.tool": "edit-cli bake",
             recipeKey: recipeJSON.serialized(),
@@ -225,8 +224,6 @@ extension Baker {
         return s
     }
 }
-
-/// A complete single .safetensors file in memory (small files: vectors, recipes' companions).
 
 /// Work started on its own thread now, its result (or error) collected later with `value()`.
 final class BackgroundWork<T>: @unchecked Sendable {

@@ -139,30 +139,27 @@ extension FoldedModel {
 /// 64 MB block per tensor and a new array per encoded block were most of a bf16 bake's system
 /// time). One stream at a time (bake writes tensors in sequence).
 final class StreamScratch: @unchecked Sendable {
-    private var floatBuffer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var floatCapacity = 1
-    private var byteBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
-    private var byteCapacity = 1
+    private let block = Growable(), encoded = Growable()
 
-    func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
-        if n > floatCapacity {
-            floatBuffer.deallocate()
-            floatBuffer = .allocate(capacity: n)
-            floatCapacity = n
+    /// The f32 block: room for `n` floats.
+    func floats(_ n: Int) -> UnsafeMutablePointer<Float> { block.bytes(4 * n).bindMemory(to: Float.self, capacity: n) }
+    /// The encoded block: room for `n` bytes.
+    func bytes(_ n: Int) -> UnsafeMutableRawPointer { encoded.bytes(n) }
+
+    /// One buffer, reallocated only when asked for more than it holds.
+    private final class Growable {
+        private var p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+        private var capacity = 1
+        func bytes(_ n: Int) -> UnsafeMutableRawPointer {
+            if n > capacity {
+                p.deallocate()
+                p = .allocate(byteCount: n, alignment: 64)
+                capacity = n
+            }
+            return p
         }
-        return floatBuffer
+        deinit { p.deallocate() }
     }
-
-    func bytes(_ n: Int) -> UnsafeMutableRawPointer {
-        if n > byteCapacity {
-            byteBuffer.deallocate()
-            byteBuffer = .allocate(byteCount: n, alignment: 64)
-            byteCapacity = n
-        }
-        return byteBuffer
-    }
-
-    deinit { floatBuffer.deallocate(); byteBuffer.deallocate() }
 }
 
 enum FoldStream {
