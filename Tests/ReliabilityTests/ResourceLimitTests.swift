@@ -291,21 +291,15 @@ final class ResourceLimitTests: XCTestCase {
         while text.utf8.count < 1_000_000 { text += corpus }
         try writeFile(dir + "/pos.txt", Array(("short one\n" + text.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
         try writeFile(dir + "/neg.txt", Array("short two\nshort three\n".utf8))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: cli)
-        p.arguments = ["extract", dir + "/model", "--positive", dir + "/pos.txt", "--negative", dir + "/neg.txt", "--out", dir + "/v.safetensors"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
+        var r = CLIResult(status: -1, stdout: "", stderr: "")
         let seconds = try timed {
-            try p.run()
-            p.waitUntilExit()
+            r = try runCLI(cli, ["extract", dir + "/model", "--positive", dir + "/pos.txt", "--negative", dir + "/neg.txt",
+                                 "--out", dir + "/v.safetensors"])
         }
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        print("resource: extract with a 1M-character prompt line: exit \(p.terminationStatus) in \(String(format: "%.2f", seconds)) s: \(stderr)")
-        XCTAssertEqual(p.terminationStatus, 2, stderr)
-        XCTAssertEqual(stderr.split(separator: "\n").count, 1, stderr)
-        XCTAssertTrue(stderr.contains("positive prompt 2") && stderr.contains("max_position_embeddings"), stderr)
+        print("resource: extract with a 1M-character prompt line: exit \(r.status) in \(String(format: "%.2f", seconds)) s: \(r.stderr)")
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("positive prompt 2") && r.stderr.contains("max_position_embeddings"), r.stderr)
         XCTAssertLessThan(seconds, 30)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/v.safetensors"))
     }

@@ -150,3 +150,20 @@ func editCLIPath() -> String? {
     }
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
+
+struct CLIResult { var status: Int32; var stdout: String; var stderr: String }
+
+/// Runs `exe` with `args` to the end, collecting its exit status and both outputs.
+func runCLI(_ exe: String, _ args: [String]) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
