@@ -17,15 +17,18 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // SHA-256 with the x86 SHA extensions (checksums of whole checkpoints), chosen at run time.
         .target(name: "CSHA256"),
+        // The engine's C kernels: f32 GEMM/matvec on weights packed at load (AVX2+FMA chosen at run
+        // time) and a spinning fork-join pool for its parallel regions.
+        .target(name: "CKernels"),
         .target(name: "StrictJSON"),
         .target(name: "SafeTensors", dependencies: ["StrictJSON"]),
         .target(name: "Tokenizers", dependencies: ["StrictJSON"]),
-        .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS"]),
+        .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS", "CKernels"]),
         .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib", "CSHA256"]),
         .executableTarget(name: "edit-cli", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors", "CKernels"]),
         .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors"]),
         // Mutation sweeps over every parser of user files, and crash/kill tests of the writers.
         .testTarget(name: "ReliabilityTests", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),

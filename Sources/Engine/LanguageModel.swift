@@ -172,7 +172,6 @@ public final class LanguageModel {
         let c = config, w = weights
         let T = tokens.count, H = c.hiddenSize, I = c.intermediateSize, hd = c.headDim
         let qd = c.qDim, kvd = c.kvDim, rows = c.qkvRows
-        let guRows = c.gatedMLP ? 2 * I : I
         let x = s.x.p, xn = s.xn.p, qkv = s.qkv.p, att = s.att.p, proj = s.proj.p, gu = s.gu.p, act = s.act.p
 
         // `point` is canonical (see HookTable); its aliases are captured with the same state.
@@ -212,7 +211,7 @@ public final class LanguageModel {
             let lw = w.layers[l], spec = c.layers[l]
             // Attention branch.
             norm(x, lw.attnNorm, lw.attnNormBias, xn, rows: T, width: H)
-            Kernels.linear(xn, rows: T, inDim: H, lw.wqkv.p, outDim: rows, bias: lw.bqkv?.p, into: qkv)
+            Kernels.linear(xn, rows: T, lw.wqkv, bias: lw.bqkv?.p, into: qkv)
             let rope: (rot: Int, cos: FPtr, sin: FPtr)? = c.learnedPositions ? nil
                 : (ropes[spec.rope].rot, s.cos[spec.rope].p, s.sin[spec.rope].p)
             let kc = s.kCache[l].p, vc = s.vCache[l].p
@@ -234,7 +233,7 @@ public final class LanguageModel {
                 }
             }
             attention(layer: l, window: spec.slidingWindow, T: T, start: start, state: s)
-            Kernels.linear(att, rows: T, inDim: qd, lw.wo.p, outDim: H, bias: lw.bo?.p, into: proj)
+            Kernels.linear(att, rows: T, lw.wo, bias: lw.bo?.p, into: proj)
             if let pn = lw.postAttnNorm { Kernels.rmsNorm(proj, pn.p, proj, rows: T, n: H, eps: c.normEps) }
             hook(.attnOut(l), proj)
             Kernels.add(x, proj, T * H)
@@ -242,9 +241,9 @@ public final class LanguageModel {
 
             // MLP branch.
             norm(x, lw.mlpNorm, lw.mlpNormBias, xn, rows: T, width: H)
-            Kernels.linear(xn, rows: T, inDim: H, lw.wgu.p, outDim: guRows, bias: lw.bgu?.p, into: gu)
+            Kernels.linear(xn, rows: T, lw.wgu, bias: lw.bgu?.p, into: gu)
             Kernels.mlpActivation(c.activation, gated: c.gatedMLP, gu, act, rows: T, inner: I)
-            Kernels.linear(act, rows: T, inDim: I, lw.wdown.p, outDim: H, bias: lw.bdown?.p, into: proj)
+            Kernels.linear(act, rows: T, lw.wdown, bias: lw.bdown?.p, into: proj)
             if let pn = lw.postMlpNorm { Kernels.rmsNorm(proj, pn.p, proj, rows: T, n: H, eps: c.normEps) }
             hook(.mlpOut(l), proj)
             Kernels.add(x, proj, T * H)
@@ -267,56 +266,185 @@ public final class LanguageModel {
     }
 
     /// Causal (optionally sliding-window) GQA attention of the chunk's queries against the cache.
-    /// Work is split over (token, head) pairs across threads; each thread has its own score row.
+    /// Queries are split over threads by token, interleaved (token t goes to thread t % threads),
+    /// so the long rows at the end of a causal chunk are shared out evenly; each thread has its own
+    /// score row. Scores: with several queries (prefill) the layer's keys are first transposed
+    /// once ([kv head, dim, position]) so that 64 scores come out of one pass over the query's
+    /// dimensions without horizontal sums; a single query (decode) takes dot products against the
+    /// cache directly. Softmax as transformers: e^(s - max), normalised, then P V with the output
+    /// held in registers 64 dimensions at a time.
     private func attention(layer l: Int, window: Int?, T: Int, start: Int, state s: RunState) {
         let c = config
         let hd = c.headDim, nH = c.numHeads, kvd = c.kvDim, rows = c.qkvRows, qd = c.qDim
         let group = nH / c.numKVHeads
         let scale = c.attnScale, cap = c.attnSoftcap
         let kc = s.kCache[l].p, vc = s.vCache[l].p, qkv = s.qkv.p, att = s.att.p
-        let jobs = T * nH
-        let work = { (worker: Int, from: Int, to: Int) in
-            let scores = s.scores.p + worker * s.capacity
-            for job in from..<to {
-                let t = job / nH, h = job % nH
-                let pos = start + t
-                let lo = window.map { max(0, pos - $0 + 1) } ?? 0
-                let q = qkv + t * rows + h * hd
-                let koff = (h / group) * hd
-                var mx = -Float.infinity
-                for j in lo...pos {
-                    var sc = Kernels.dot(q, kc + j * kvd + koff, hd) * scale
-                    if let cap { sc = Foundation.tanh(sc / cap) * cap }
-                    scores[j] = sc
-                    if sc > mx { mx = sc }
+        let n = start + T, ldk = s.keyStride, kT = s.keysT.p
+        let transposed = T >= 8
+        if transposed {
+            // kT[e, j] = K[j, e] for e in 0..<kvd (kv head g's dims are rows g hd ..< (g + 1) hd).
+            Kernels.parallelRows(kvd, cost: n) { es in
+                for e in es {
+                    let dst = kT + e * ldk
+                    for j in 0..<n { dst[j] = kc[j * kvd + e] }
                 }
-                // e^(score - max), 8 lanes at a time (Kernels.exp), the tail in libm.
-                var sum: Float = 0
-                var j = lo
-                var acc = SIMD8<Float>()
-                let mv = SIMD8<Float>(repeating: mx)
-                while j + 8 <= pos + 1 {
-                    let e = Kernels.exp(UnsafeRawPointer(scores + j).loadUnaligned(as: SIMD8<Float>.self) - mv)
-                    UnsafeMutableRawPointer(scores + j).storeBytes(of: e, as: SIMD8<Float>.self)
-                    acc += e
-                    j += 8
-                }
-                sum = acc.sum()
-                while j <= pos { let e = Foundation.exp(scores[j] - mx); scores[j] = e; sum += e; j += 1 }
-                let inv = 1 / sum
-                let o = att + t * qd + h * hd
-                o.initialize(repeating: 0, count: hd)
-                for j in lo...pos { Kernels.axpy(scores[j] * inv, vc + j * kvd + koff, o, hd) }
             }
         }
-        let nt = min(s.threads, jobs)
-        // Few short rows (decode): one thread avoids the dispatch cost.
-        if nt <= 1 || jobs * (start + T) < 4096 {
-            work(0, 0, jobs)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: nt) { k in
-                work(k, jobs * k / nt, jobs * (k + 1) / nt)
+        let nt = min(s.threads, T)
+        let work = { (worker: Int) in
+            let scores = s.scores.p + worker * s.scoreStride
+            var t = worker
+            while t < T {
+                let pos = start + t
+                let lo = window.map { max(0, pos - $0 + 1) } ?? 0
+                for h in 0..<nH {
+                    let q = qkv + t * rows + h * hd
+                    let koff = (h / group) * hd
+                    if transposed {
+                        // 64 keys per pass (8 accumulators: enough independent FMAs to hide their
+                        // latency) from the first multiple of 8 at or below lo; the extra scores
+                        // (below lo, above pos) are computed and not used.
+                        let kt = kT + koff * ldk
+                        var j0 = lo & ~7
+                        while j0 <= pos {
+                            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+                            for d in 0..<hd {
+                                let qv = SIMD8<Float>(repeating: q[d])
+                                let r = UnsafeRawPointer(kt + d * ldk + j0)
+                                a0 = a0.addingProduct(qv, r.loadUnaligned(as: SIMD8<Float>.self))
+                                a1 = a1.addingProduct(qv, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                                a2 = a2.addingProduct(qv, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+                                a3 = a3.addingProduct(qv, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+                                a4 = a4.addingProduct(qv, r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
+                                a5 = a5.addingProduct(qv, r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
+                                a6 = a6.addingProduct(qv, r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
+                                a7 = a7.addingProduct(qv, r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
+                            }
+                            let w = UnsafeMutableRawPointer(scores + j0)
+                            w.storeBytes(of: a0, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a4, toByteOffset: 128, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a5, toByteOffset: 160, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a6, toByteOffset: 192, as: SIMD8<Float>.self)
+                            w.storeBytes(of: a7, toByteOffset: 224, as: SIMD8<Float>.self)
+                            j0 += 64
+                        }
+                    } else {
+                        for j in lo...pos { scores[j] = Kernels.dot(q, kc + j * kvd + koff, hd) }
+                    }
+                    var mx = -Float.infinity
+                    if let cap {
+                        for j in lo...pos {
+                            let sc = Foundation.tanh(scores[j] * scale / cap) * cap
+                            scores[j] = sc
+                            if sc > mx { mx = sc }
+                        }
+                    } else {
+                        var j = lo
+                        let sv = SIMD8<Float>(repeating: scale)
+                        var mv = SIMD8<Float>(repeating: -.infinity)
+                        while j + 8 <= pos + 1 {
+                            let r = UnsafeMutableRawPointer(scores + j)
+                            let sc = r.loadUnaligned(as: SIMD8<Float>.self) * sv
+                            r.storeBytes(of: sc, as: SIMD8<Float>.self)
+                            mv = pointwiseMax(mv, sc)
+                            j += 8
+                        }
+                        mx = mv.max()
+                        while j <= pos { scores[j] *= scale; mx = max(mx, scores[j]); j += 1 }
+                    }
+                    // e^(score - max), 8 lanes at a time (Kernels.exp), the tail in libm.
+                    var j = lo
+                    var acc = SIMD8<Float>()
+                    let mv = SIMD8<Float>(repeating: mx)
+                    while j + 8 <= pos + 1 {
+                        let e = Kernels.exp(UnsafeRawPointer(scores + j).loadUnaligned(as: SIMD8<Float>.self) - mv)
+                        UnsafeMutableRawPointer(scores + j).storeBytes(of: e, as: SIMD8<Float>.self)
+                        acc += e
+                        j += 8
+                    }
+                    var sum = acc.sum()
+                    while j <= pos { let e = Foundation.exp(scores[j] - mx); scores[j] = e; sum += e; j += 1 }
+                    let inv = 1 / sum
+                    for j in lo...pos { scores[j] *= inv }
+                    Self.weightedValues(scores, lo: lo, pos: pos, values: vc + koff, stride: kvd, dim: hd,
+                                        into: att + t * qd + h * hd)
+                }
+                t += nt
             }
+        }
+        // Few short rows (decode): one thread avoids the dispatch cost.
+        if nt <= 1 || T * nH * n < 4096 {
+            for k in 0..<nt { work(k) }
+        } else {
+            Kernels.parallel(nt) { k in work(k) }
+        }
+    }
+
+    /// o[0..<dim] = sum over j in lo...pos of p[j] v[j * stride ..< j * stride + dim]: 64 output
+    /// dimensions in registers per pass over the rows (8 independent accumulators), then 32, 8, 1.
+    @inline(__always)
+    static func weightedValues(_ p: CFPtr, lo: Int, pos: Int, values v: CFPtr, stride: Int, dim: Int, into o: FPtr) {
+        var c = 0
+        while c + 64 <= dim {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+            for j in lo...pos {
+                let pj = SIMD8<Float>(repeating: p[j])
+                let r = UnsafeRawPointer(v + j * stride + c)
+                a0 = a0.addingProduct(pj, r.loadUnaligned(as: SIMD8<Float>.self))
+                a1 = a1.addingProduct(pj, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                a2 = a2.addingProduct(pj, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+                a3 = a3.addingProduct(pj, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+                a4 = a4.addingProduct(pj, r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
+                a5 = a5.addingProduct(pj, r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
+                a6 = a6.addingProduct(pj, r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
+                a7 = a7.addingProduct(pj, r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
+            }
+            let w = UnsafeMutableRawPointer(o + c)
+            w.storeBytes(of: a0, as: SIMD8<Float>.self)
+            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+            w.storeBytes(of: a4, toByteOffset: 128, as: SIMD8<Float>.self)
+            w.storeBytes(of: a5, toByteOffset: 160, as: SIMD8<Float>.self)
+            w.storeBytes(of: a6, toByteOffset: 192, as: SIMD8<Float>.self)
+            w.storeBytes(of: a7, toByteOffset: 224, as: SIMD8<Float>.self)
+            c += 64
+        }
+        while c + 32 <= dim {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for j in lo...pos {
+                let pj = SIMD8<Float>(repeating: p[j])
+                let r = UnsafeRawPointer(v + j * stride + c)
+                a0 = a0.addingProduct(pj, r.loadUnaligned(as: SIMD8<Float>.self))
+                a1 = a1.addingProduct(pj, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                a2 = a2.addingProduct(pj, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+                a3 = a3.addingProduct(pj, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+            }
+            let w = UnsafeMutableRawPointer(o + c)
+            w.storeBytes(of: a0, as: SIMD8<Float>.self)
+            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+            c += 32
+        }
+        while c + 8 <= dim {
+            var a = SIMD8<Float>()
+            for j in lo...pos {
+                a = a.addingProduct(SIMD8<Float>(repeating: p[j]), UnsafeRawPointer(v + j * stride + c).loadUnaligned(as: SIMD8<Float>.self))
+            }
+            UnsafeMutableRawPointer(o + c).storeBytes(of: a, as: SIMD8<Float>.self)
+            c += 8
+        }
+        while c < dim {
+            var a: Float = 0
+            for j in lo...pos { a += p[j] * v[j * stride + c] }
+            o[c] = a
+            c += 1
         }
     }
 }
@@ -373,7 +501,10 @@ final class RunState {
     let logits: FloatBuffer      // [V] (last row)
     let probs: FloatBuffer       // [V] sampling scratch
     let order: UnsafeMutablePointer<Int32>   // [V] sampling scratch
-    let scores: FloatBuffer      // [threads, capacity]
+    let scores: FloatBuffer      // [threads, scoreStride]
+    let scoreStride: Int         // capacity + 64: score passes write 64 at a time
+    let keysT: FloatBuffer       // [nKV hd, keyStride]: one layer's keys transposed (prefill attention)
+    let keyStride: Int           // capacity + 64, a multiple of 8
     let kCache, vCache: [FloatBuffer]        // per layer [capacity, nKV hd]
     let cos, sin: [FloatBuffer]              // per RoPE [chunk, rot/2]
 
@@ -390,7 +521,10 @@ final class RunState {
         logits = FloatBuffer(count: c.vocabSize)
         probs = FloatBuffer(count: c.vocabSize)
         order = .allocate(capacity: c.vocabSize)
-        scores = FloatBuffer(count: threads * capacity)
+        scoreStride = capacity + 64
+        scores = FloatBuffer(count: threads * scoreStride)
+        keyStride = (capacity + 64 + 7) & ~7
+        keysT = FloatBuffer(count: c.kvDim * keyStride)
         kCache = (0..<c.numLayers).map { _ in FloatBuffer(count: capacity * c.kvDim) }
         vCache = (0..<c.numLayers).map { _ in FloatBuffer(count: capacity * c.kvDim) }
         let half = c.ropes.map { Int(Double(c.headDim) * $0.partialRotaryFactor) / 2 }

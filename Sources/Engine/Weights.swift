@@ -1,5 +1,6 @@
 // Weight names, shapes and roles, and the loader that checks them and assembles the engine's
-// canonical f32 layout (fused q|k|v and gate|up matrices, [out, in] row-major everywhere).
+// canonical f32 layout (fused q|k|v and gate|up matrices, [out, in] row-major; the four linear
+// weights of each layer are then packed once into CKernels' panels, see PackedWeight).
 //
 // Loading rules:
 //  1. every tensor of the architecture's table must be present with exactly the listed shape
@@ -9,6 +10,7 @@
 //  4. GPT-2 Conv1D weights are stored [in, out] and are transposed here, once.
 
 import Foundation
+import CKernels
 
 /// What a checkpoint tensor is to the engine. Layer-indexed roles carry the 0-based layer.
 public enum WeightRole: Hashable, Sendable {
@@ -60,21 +62,38 @@ final class FloatBuffer {
     deinit { p.deallocate() }
 }
 
+/// A linear layer's weight [rows (out), cols (in)], packed once into CKernels' panels of 24 output
+/// rows (k-major inside a panel), which both the prefill GEMM and the decode matvec stream.
+final class PackedWeight {
+    let p: UnsafeMutablePointer<Float>
+    let rows: Int, cols: Int
+    var panels: Int { Int(cgemm_panels(Int32(rows))) }
+
+    init(_ w: [Float], rows: Int, cols: Int) {
+        precondition(w.count == rows * cols) // programmer error: table shapes fix this
+        self.rows = rows; self.cols = cols
+        let count = cgemm_packed_count(Int32(rows), Int32(cols))
+        p = .allocate(capacity: max(count, 1))
+        w.withUnsafeBufferPointer { cgemm_pack($0.baseAddress!, Int32(rows), Int32(cols), p) }
+    }
+    deinit { p.deallocate() }
+}
+
 final class LayerWeights {
     var attnNorm: FloatBuffer!        // [H] (Gemma: 1 + w)
     var attnNormBias: FloatBuffer?    // [H] (LayerNorm)
-    var wqkv: FloatBuffer!            // [(nH + 2 nKV) hd, H]
+    var wqkv: PackedWeight!           // [(nH + 2 nKV) hd, H]
     var bqkv: FloatBuffer?            // [(nH + 2 nKV) hd]
     var qNorm: FloatBuffer?           // [hd]
     var kNorm: FloatBuffer?           // [hd]
-    var wo: FloatBuffer!              // [H, nH hd]
+    var wo: PackedWeight!             // [H, nH hd]
     var bo: FloatBuffer?              // [H]
     var postAttnNorm: FloatBuffer?    // [H]
     var mlpNorm: FloatBuffer!         // [H]
     var mlpNormBias: FloatBuffer?     // [H]
-    var wgu: FloatBuffer!             // gated: [2 I, H] (gate rows, then up rows); else [I, H]
+    var wgu: PackedWeight!            // gated: [2 I, H] (gate rows, then up rows); else [I, H]
     var bgu: FloatBuffer?             // [2 I] or [I]
-    var wdown: FloatBuffer!           // [H, I]
+    var wdown: PackedWeight!          // [H, I]
     var bdown: FloatBuffer?           // [H]
     var postMlpNorm: FloatBuffer?     // [H]
 }
@@ -126,36 +145,35 @@ final class ModelWeights {
         finalNorm = try norm(.finalNorm)
         finalNormBias = opt(.finalNormBias)
         lmHead = c.tieEmbeddings ? embed : FloatBuffer(try need(.lmHead))
-        let H = c.hiddenSize, qd = c.qDim, kvd = c.kvDim
+        let H = c.hiddenSize, qd = c.qDim, kvd = c.kvDim, I = c.intermediateSize
         for l in 0..<c.numLayers {
             let w = LayerWeights()
             w.attnNorm = try norm(.attnNorm(l))
             w.attnNormBias = opt(.attnNormBias(l))
             if let fused = take(.qkvProj(l)) {
-                w.wqkv = FloatBuffer(fused)
+                w.wqkv = PackedWeight(fused, rows: qd + 2 * kvd, cols: H)
                 w.bqkv = opt(.qkvBias(l))
             } else {
-                w.wqkv = FloatBuffer(try need(.qProj(l)) + need(.kProj(l)) + need(.vProj(l)))
+                w.wqkv = PackedWeight(try need(.qProj(l)) + need(.kProj(l)) + need(.vProj(l)), rows: qd + 2 * kvd, cols: H)
                 if c.qkvBias {
                     w.bqkv = FloatBuffer(try need(.qBias(l)) + need(.kBias(l)) + need(.vBias(l)))
                 }
             }
-            precondition(w.wqkv.count == (qd + 2 * kvd) * H) // programmer error: table shapes fix this
             w.qNorm = try optNorm(.qNorm(l))
             w.kNorm = try optNorm(.kNorm(l))
-            w.wo = FloatBuffer(try need(.oProj(l)))
+            w.wo = PackedWeight(try need(.oProj(l)), rows: H, cols: qd)
             w.bo = opt(.oBias(l))
             w.postAttnNorm = try optNorm(.postAttnNorm(l))
             w.mlpNorm = try norm(.mlpNorm(l))
             w.mlpNormBias = opt(.mlpNormBias(l))
             if c.gatedMLP {
-                w.wgu = FloatBuffer(try need(.gateProj(l)) + need(.upProj(l)))
+                w.wgu = PackedWeight(try need(.gateProj(l)) + need(.upProj(l)), rows: 2 * I, cols: H)
                 if c.mlpBias { w.bgu = FloatBuffer(try need(.gateBias(l)) + need(.upBias(l))) }
             } else {
-                w.wgu = FloatBuffer(try need(.upProj(l)))
+                w.wgu = PackedWeight(try need(.upProj(l)), rows: I, cols: H)
                 w.bgu = opt(.upBias(l))
             }
-            w.wdown = FloatBuffer(try need(.downProj(l)))
+            w.wdown = PackedWeight(try need(.downProj(l)), rows: H, cols: I)
             w.bdown = opt(.downBias(l))
             w.postMlpNorm = try optNorm(.postMlpNorm(l))
             layers.append(w)

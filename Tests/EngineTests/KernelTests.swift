@@ -1,8 +1,13 @@
 // Kernels that replace libm calls: the 8-lane exp (SiLU and softmax) against f64 exp, and the
-// gated SiLU activation against the scalar formula.
+// gated SiLU activation against the scalar formula. CKernels: the packed GEMM/matvec against an
+// f64 reference on shapes that leave every remainder (rows % 4, outputs % 24, k blocks of 256),
+// the pool's index coverage (also after its workers went to sleep, and nested), and forward
+// passes that split their work over threads against one thread (the same arithmetic per
+// residual element, so the same bits).
 
 import Foundation
 import XCTest
+import CKernels
 @testable import Engine
 
 final class KernelTests: XCTestCase {
@@ -42,6 +47,93 @@ final class KernelTests: XCTestCase {
                 let want = x / (1 + Foundation.exp(-x)) * u
                 XCTAssertEqual(Double(out[t * I + i]), want, accuracy: 2e-6 * max(1, abs(want)), "[\(t), \(i)]")
             }
+        }
+    }
+
+    func testPackedLinearMatchesFloat64Reference() {
+        var rng = SystemRandomNumberGenerator()
+        let saved = Kernels.matvecThreads
+        defer { Kernels.matvecThreads = saved; cgemm_set_portable(0) }
+        var checked = 0
+        // Threads 1-3 with the AVX2 kernels where this CPU has them, then the portable loops.
+        for (threads, portable) in [(1, false), (2, false), (3, false), (2, true)] {
+            Kernels.matvecThreads = threads
+            cgemm_set_portable(portable ? 1 : 0)
+            for (T, N, K) in [(1, 1, 1), (1, 50, 300), (2, 24, 8), (3, 25, 17), (4, 47, 256), (5, 48, 257),
+                              (7, 5, 3), (9, 96, 520), (13, 73, 64), (128, 120, 100)] {
+                let x = (0..<(T * K)).map { _ in Float.random(in: -1...1, using: &rng) }
+                let w = (0..<(N * K)).map { _ in Float.random(in: -1...1, using: &rng) }
+                let b = (0..<N).map { _ in Float.random(in: -1...1, using: &rng) }
+                let packed = PackedWeight(w, rows: N, cols: K)
+                var y = [Float](repeating: .nan, count: T * N)
+                x.withUnsafeBufferPointer { xp in
+                    b.withUnsafeBufferPointer { bp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            Kernels.linear(xp.baseAddress!, rows: T, packed, bias: bp.baseAddress!, into: yp.baseAddress!)
+                        }
+                    }
+                }
+                for t in 0..<T {
+                    for n in 0..<N {
+                        var want = Double(b[n])
+                        for k in 0..<K { want += Double(x[t * K + k]) * Double(w[n * K + k]) }
+                        XCTAssertEqual(Double(y[t * N + n]), want, accuracy: 1e-5 * Double(K).squareRoot() + 1e-6,
+                                       "threads \(threads) portable \(portable) T \(T) N \(N) K \(K) at [\(t), \(n)]")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
+
+    func testPoolRunsEveryIndexOnce() {
+        let saved = Kernels.matvecThreads
+        defer { Kernels.matvecThreads = saved }
+        for threads in [1, 2, 3, 5] {
+            Kernels.matvecThreads = threads
+            for round in 0..<200 {
+                let n = 1 + round % 9
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: n)
+                hits.initialize(repeating: 0, count: n)
+                Kernels.parallel(n) { k in hits[k] += 1 }
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: hits, count: n)), [Int](repeating: 1, count: n),
+                               "threads \(threads) round \(round)")
+                hits.deallocate()
+                // Now and then let the workers reach their sleep (they spin for 2 ms first).
+                if round % 50 == 49 { usleep(5000) }
+            }
+        }
+        // A region inside a region runs on the calling thread.
+        Kernels.matvecThreads = 2
+        let cells = UnsafeMutablePointer<Int>.allocate(capacity: 9)
+        cells.initialize(repeating: 0, count: 9)
+        Kernels.parallel(3) { i in Kernels.parallel(3) { j in cells[i * 3 + j] += 1 } }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: cells, count: 9)), [Int](repeating: 1, count: 9))
+        cells.deallocate()
+    }
+
+    /// Long enough sequences that the GEMMs, the attention and the row kernels split over threads:
+    /// every element of the residual stream is computed by the same arithmetic whichever thread
+    /// runs it.
+    func testThreadsDoNotChangeLogits() throws {
+        let saved = LanguageModel.threads
+        defer { LanguageModel.threads = saved }
+        for name in ["llama", "qwen3", "gemma2", "gemma3", "gpt2"] {
+            let m = try LanguageModel.load(path: Fixtures.path(name))
+            let n = min(m.config.maxPositions, 64)
+            let tokens = (0..<n).map { ($0 * 7919 + 11) % m.config.vocabSize }
+            let last = HookPoint.residPost(m.config.numLayers - 1)
+            LanguageModel.threads = 1
+            let one = try m.logits(tokens: tokens, capture: [last])
+            LanguageModel.threads = 3
+            let three = try m.logits(tokens: tokens, capture: [last])
+            XCTAssertEqual(one.logits.count, n * m.config.vocabSize)
+            let d = zip(one.logits, three.logits).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertTrue(one.captured[last] == three.captured[last], "\(name): last residual differs between 1 and 3 threads")
+            // The unembedding of all rows is OpenBLAS's sgemm, whose blocking (not ours) follows the
+            // thread count: a few ulps apart.
+            XCTAssertLessThan(d, 1e-5, "\(name): logits differ between 1 and 3 threads")
         }
     }
 }

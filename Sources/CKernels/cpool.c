@@ -1,0 +1,111 @@
+// See cpool.h. One job at a time: `state` holds (generation << 32 | next index to claim); a
+// participant claims an index with a compare-and-swap that also checks the generation, so a
+// worker that read an older job's fields can never claim an index of a newer one (a job's fields
+// are only replaced after all its indices are done, and a successful claim means they are not).
+// Sleeping: a worker that has seen no new job for SPIN_NS waits on a condition variable; the
+// caller signals only when `sleepers` says someone waits (both sides use sequentially consistent
+// atomics, and the wait itself is under the mutex, so no wake-up is lost).
+#include "cpool.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RELAX() _mm_pause()
+#else
+#define RELAX() ((void)0)
+#endif
+
+#define MAX_WORKERS 63
+#define SPIN_NS 2000000L   // 2 ms: longer than any gap between regions of a forward pass
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
+static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static _Atomic uint64_t state;          // generation << 32 | next index
+static _Atomic int done;                // indices finished in the current job
+static _Atomic int sleepers;
+static int started;                     // workers started (under run_lock)
+static _Thread_local int in_region;     // set while this thread runs a region's calls
+static cpool_fn job_fn;
+static void *job_ctx;
+static int job_n;
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+// Claims and runs indices of generation `gen` until none is left.
+static void drain(uint32_t gen) {
+    for (;;) {
+        uint64_t s = atomic_load(&state);
+        if ((uint32_t)(s >> 32) != gen) return;
+        // The fields are read before the claim; a successful claim proves they belong to `gen`.
+        cpool_fn fn = job_fn;
+        void *ctx = job_ctx;
+        int n = job_n;
+        uint32_t i = (uint32_t)s;
+        if ((int)i >= n) return;
+        if (!atomic_compare_exchange_weak(&state, &s, s + 1)) continue;
+        in_region = 1;
+        fn(ctx, (int)i);
+        in_region = 0;
+        atomic_fetch_add(&done, 1);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    uint32_t seen = (uint32_t)(atomic_load(&state) >> 32);
+    for (;;) {
+        long idle_since = now_ns();
+        unsigned spins = 0;
+        while ((uint32_t)(atomic_load(&state) >> 32) == seen) {
+            RELAX();
+            if (++spins % 1024 == 0 && now_ns() - idle_since > SPIN_NS) {
+                pthread_mutex_lock(&sleep_lock);
+                atomic_fetch_add(&sleepers, 1);
+                while ((uint32_t)(atomic_load(&state) >> 32) == seen) pthread_cond_wait(&wake, &sleep_lock);
+                atomic_fetch_sub(&sleepers, 1);
+                pthread_mutex_unlock(&sleep_lock);
+            }
+        }
+        seen = (uint32_t)(atomic_load(&state) >> 32);
+        drain(seen);
+    }
+    return 0;
+}
+
+void cpool_run(int n, int threads, cpool_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (n == 1 || threads <= 1 || in_region) {   // a region inside a region runs inline
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&run_lock);
+    int want = threads - 1 < MAX_WORKERS ? threads - 1 : MAX_WORKERS;
+    while (started < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, worker, 0) != 0) { pthread_attr_destroy(&attr); break; }
+        pthread_attr_destroy(&attr);
+        started++;
+    }
+    job_fn = fn; job_ctx = ctx; job_n = n;
+    atomic_store(&done, 0);
+    uint32_t gen = (uint32_t)(atomic_load(&state) >> 32) + 1;
+    atomic_store(&state, (uint64_t)gen << 32);        // publishes the fields above
+    if (atomic_load(&sleepers) > 0) {
+        pthread_mutex_lock(&sleep_lock);
+        pthread_cond_broadcast(&wake);
+        pthread_mutex_unlock(&sleep_lock);
+    }
+    drain(gen);
+    while (atomic_load(&done) < n) RELAX();
+    pthread_mutex_unlock(&run_lock);
+}
