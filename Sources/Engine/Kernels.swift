@@ -87,6 +87,38 @@ enum Kernels {
         }
     }
 
+    /// 64 floats of accumulators in eight 8-lane registers: eight independent FMA chains, enough
+    /// to hide the FMA latency in the attention loops (scores over 64 keys, P V over 64 dims).
+    struct Acc64 {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+
+        /// self += s * r[0..<64]
+        @inline(__always) mutating func add(_ s: Float, times r: UnsafeRawPointer) {
+            let v = SIMD8<Float>(repeating: s)
+            a0 = a0.addingProduct(v, r.loadUnaligned(as: SIMD8<Float>.self))
+            a1 = a1.addingProduct(v, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+            a2 = a2.addingProduct(v, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+            a3 = a3.addingProduct(v, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+            a4 = a4.addingProduct(v, r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
+            a5 = a5.addingProduct(v, r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
+            a6 = a6.addingProduct(v, r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
+            a7 = a7.addingProduct(v, r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
+        }
+
+        @inline(__always) func store(to p: FPtr) {
+            let w = UnsafeMutableRawPointer(p)
+            w.storeBytes(of: a0, as: SIMD8<Float>.self)
+            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+            w.storeBytes(of: a4, toByteOffset: 128, as: SIMD8<Float>.self)
+            w.storeBytes(of: a5, toByteOffset: 160, as: SIMD8<Float>.self)
+            w.storeBytes(of: a6, toByteOffset: 192, as: SIMD8<Float>.self)
+            w.storeBytes(of: a7, toByteOffset: 224, as: SIMD8<Float>.self)
+        }
+    }
+
     @inline(__always) static func add(_ y: FPtr, _ x: CFPtr, _ n: Int) {
         var i = 0
         while i + 8 <= n {

@@ -301,35 +301,14 @@ public final class LanguageModel {
                     let q = qkv + t * rows + h * hd
                     let koff = (h / group) * hd
                     if transposed {
-                        // 64 keys per pass (8 accumulators: enough independent FMAs to hide their
-                        // latency) from the first multiple of 8 at or below lo; the extra scores
-                        // (below lo, above pos) are computed and not used.
+                        // 64 keys per pass (Acc64) from the first multiple of 8 at or below lo; the
+                        // extra scores (below lo, above pos) are computed and not used.
                         let kt = kT + koff * ldk
                         var j0 = lo & ~7
                         while j0 <= pos {
-                            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-                            for d in 0..<hd {
-                                let qv = SIMD8<Float>(repeating: q[d])
-                                let r = UnsafeRawPointer(kt + d * ldk + j0)
-                                a0 = a0.addingProduct(qv, r.loadUnaligned(as: SIMD8<Float>.self))
-                                a1 = a1.addingProduct(qv, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-                                a2 = a2.addingProduct(qv, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
-                                a3 = a3.addingProduct(qv, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
-                                a4 = a4.addingProduct(qv, r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
-                                a5 = a5.addingProduct(qv, r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
-                                a6 = a6.addingProduct(qv, r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
-                                a7 = a7.addingProduct(qv, r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
-                            }
-                            let w = UnsafeMutableRawPointer(scores + j0)
-                            w.storeBytes(of: a0, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a4, toByteOffset: 128, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a5, toByteOffset: 160, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a6, toByteOffset: 192, as: SIMD8<Float>.self)
-                            w.storeBytes(of: a7, toByteOffset: 224, as: SIMD8<Float>.self)
+                            var acc = Kernels.Acc64()
+                            for d in 0..<hd { acc.add(q[d], times: UnsafeRawPointer(kt + d * ldk + j0)) }
+                            acc.store(to: scores + j0)
                             j0 += 64
                         }
                     } else {
@@ -385,34 +364,14 @@ public final class LanguageModel {
     }
 
     /// o[0..<dim] = sum over j in lo...pos of p[j] v[j * stride ..< j * stride + dim]: 64 output
-    /// dimensions in registers per pass over the rows (8 independent accumulators), then 32, 8, 1.
+    /// dimensions in registers per pass over the rows (Acc64), then 32, 8, 1.
     @inline(__always)
     static func weightedValues(_ p: CFPtr, lo: Int, pos: Int, values v: CFPtr, stride: Int, dim: Int, into o: FPtr) {
         var c = 0
         while c + 64 <= dim {
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-            for j in lo...pos {
-                let pj = SIMD8<Float>(repeating: p[j])
-                let r = UnsafeRawPointer(v + j * stride + c)
-                a0 = a0.addingProduct(pj, r.loadUnaligned(as: SIMD8<Float>.self))
-                a1 = a1.addingProduct(pj, r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-                a2 = a2.addingProduct(pj, r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
-                a3 = a3.addingProduct(pj, r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
-                a4 = a4.addingProduct(pj, r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
-                a5 = a5.addingProduct(pj, r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
-                a6 = a6.addingProduct(pj, r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
-                a7 = a7.addingProduct(pj, r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
-            }
-            let w = UnsafeMutableRawPointer(o + c)
-            w.storeBytes(of: a0, as: SIMD8<Float>.self)
-            w.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
-            w.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
-            w.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
-            w.storeBytes(of: a4, toByteOffset: 128, as: SIMD8<Float>.self)
-            w.storeBytes(of: a5, toByteOffset: 160, as: SIMD8<Float>.self)
-            w.storeBytes(of: a6, toByteOffset: 192, as: SIMD8<Float>.self)
-            w.storeBytes(of: a7, toByteOffset: 224, as: SIMD8<Float>.self)
+            var acc = Kernels.Acc64()
+            for j in lo...pos { acc.add(p[j], times: UnsafeRawPointer(v + j * stride + c)) }
+            acc.store(to: o + c)
             c += 64
         }
         while c + 32 <= dim {
