@@ -200,7 +200,7 @@ final class ExtractTests: XCTestCase {
         let bytes = try Extractor.vectorsFile(r, model: "llama", chat: false)
         let path = EditorFixtures.tempDir("extract") + "/v.safetensors"
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let f = try SafeTensorsFile(path: path)
         XCTAssertEqual(f.tensorNames, ["resid_post.0", "resid_post.1"])
         XCTAssertEqual(f.metadata["method"], "mean-diff")
