@@ -5,8 +5,11 @@
 // Sleeping: a worker that has seen no new job for SPIN_NS waits on a condition variable; the
 // caller signals only when `sleepers` says someone waits (both sides use sequentially consistent
 // atomics, and the wait itself is under the mutex, so no wake-up is lost).
+#define _GNU_SOURCE
 #include "cpool.h"
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -19,6 +22,7 @@
 
 #define MAX_WORKERS 63
 #define SPIN_NS 2000000L   // 2 ms: longer than any gap between regions of a forward pass
+#define YIELD_AFTER 4096   // pauses before a spinning thread also yields its CPU to others
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,6 +35,20 @@ static _Thread_local int in_region;     // set while this thread runs a region's
 static cpool_fn job_fn;
 static void *job_ctx;
 static int job_n;
+
+// CPUs this process may run on: more spinning threads than that only take turns (with --threads
+// 8 on 2 cores a prefill ran 4x slower), so the pool never has more participants.
+int cpool_usable_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
 
 static long now_ns(void) {
     struct timespec t;
@@ -65,7 +83,8 @@ static void *worker(void *arg) {
         unsigned spins = 0;
         while ((uint32_t)(atomic_load(&state) >> 32) == seen) {
             RELAX();
-            if (++spins % 1024 == 0 && now_ns() - idle_since > SPIN_NS) {
+            if (++spins >= YIELD_AFTER) sched_yield();
+            if (spins % 1024 == 0 && now_ns() - idle_since > SPIN_NS) {
                 pthread_mutex_lock(&sleep_lock);
                 atomic_fetch_add(&sleepers, 1);
                 while ((uint32_t)(atomic_load(&state) >> 32) == seen) pthread_cond_wait(&wake, &sleep_lock);
@@ -86,7 +105,10 @@ void cpool_run(int n, int threads, cpool_fn fn, void *ctx) {
         return;
     }
     pthread_mutex_lock(&run_lock);
-    int want = threads - 1 < MAX_WORKERS ? threads - 1 : MAX_WORKERS;
+    static int cpus;
+    if (!cpus) cpus = cpool_usable_cpus();
+    int want = (threads < cpus ? threads : cpus) - 1;
+    if (want > MAX_WORKERS) want = MAX_WORKERS;
     while (started < want) {
         pthread_t t;
         pthread_attr_t attr;
@@ -106,6 +128,10 @@ void cpool_run(int n, int threads, cpool_fn fn, void *ctx) {
         pthread_mutex_unlock(&sleep_lock);
     }
     drain(gen);
-    while (atomic_load(&done) < n) RELAX();
+    // The last indices may be on a worker that another thread displaced: yield after a while.
+    for (unsigned spins = 0; atomic_load(&done) < n; spins++) {
+        RELAX();
+        if (spins >= YIELD_AFTER) sched_yield();
+    }
     pthread_mutex_unlock(&run_lock);
 }

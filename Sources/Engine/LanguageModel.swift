@@ -8,6 +8,7 @@
 
 import Foundation
 import COpenBLAS
+import CKernels
 
 /// Token sampling for `generate`. temperature 0 is greedy (argmax, first index on ties).
 public struct Sampling: Sendable, Equatable {
@@ -50,12 +51,15 @@ public final class LanguageModel {
         ropes = config.ropes.map { RopeState(spec: $0, headDim: config.headDim, maxPositions: config.maxPositions) }
     }
 
-    /// Threads used by BLAS and by attention (default: what OpenBLAS chose, usually the core count).
+    /// Threads of the engine's kernels and of BLAS (default: what OpenBLAS chose, usually the core
+    /// count). More than the CPUs this process may use count as that many: spinning workers beyond
+    /// them only take turns (a prefill with 8 on 2 cores ran at a quarter of the speed).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set {
-            openblas_set_num_threads(Int32(max(1, newValue)))
-            Kernels.matvecThreads = max(1, newValue)
+            let n = min(max(1, newValue), Int(cpool_usable_cpus()))
+            openblas_set_num_threads(Int32(n))
+            Kernels.matvecThreads = n
         }
     }
 

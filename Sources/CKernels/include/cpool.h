@@ -10,7 +10,11 @@
 typedef void (*cpool_fn)(void *ctx, int index);
 
 /// Runs fn(ctx, i) for i in 0..<n on the calling thread and up to `threads - 1` workers (started
-/// on first use); returns when every call has returned.
+/// on first use; never more than the CPUs this process may use, minus one); returns when every
+/// call has returned.
 void cpool_run(int n, int threads, cpool_fn fn, void *ctx);
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+int cpool_usable_cpus(void);
 
 #endif
