@@ -2,6 +2,7 @@
 // in L1 while every 4-row tile of x passes over it; the x block stays in L2), then panels, then
 // 4-row tiles. The first k block stores its tile, later ones add to it.
 #include "cgemm.h"
+#include "cpool.h"
 #include <string.h>
 
 #define NR CGEMM_NR
@@ -207,4 +208,25 @@ void cgemm_matvec(int n, int k, const float *x, const float *packed, float *y, i
     if (cgemm_uses_avx2()) { matvec_avx2(n, k, x, packed, y, p0, p1); return; }
 #endif
     matvec_c(n, k, x, packed, y, p0, p1);
+}
+
+// cgemm_linear: the panels in `parts` contiguous ranges on the pool (a struct on this stack is
+// the context, so a call allocates nothing).
+struct linear_job { int m, n, k, panels, parts; const float *x, *packed; float *y; };
+
+static void linear_part(void *ctx, int i) {
+    const struct linear_job *j = ctx;
+    int p0 = j->panels * i / j->parts, p1 = j->panels * (i + 1) / j->parts;
+    if (j->m == 1) cgemm_matvec(j->n, j->k, j->x, j->packed, j->y, p0, p1);
+    else cgemm_gemm(j->m, j->n, j->k, j->x, j->packed, j->y, p0, p1);
+}
+
+void cgemm_linear(int m, int n, int k, const float *x, const float *packed, float *y, int threads) {
+    int panels = cgemm_panels(n);
+    int parts = (double)m * n * k >= 65536 ? threads : 1;
+    if (parts > panels) parts = panels;
+    if (parts < 1) parts = 1;
+    struct linear_job j = { m, n, k, panels, parts, x, packed, y };
+    if (parts == 1) linear_part(&j, 0);
+    else cpool_run(parts, threads, linear_part, &j);
 }

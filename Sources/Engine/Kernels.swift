@@ -18,12 +18,20 @@ enum Kernels {
         if nt <= 1 {
             matvecRows(w, x, y, from: 0, to: N, cols: K)
         } else {
-            parallel(nt) { k in
-                let a = (N * k / nt) & ~3, b = k == nt - 1 ? N : (N * (k + 1) / nt) & ~3
-                matvecRows(w, x, y, from: a, to: b, cols: K)
+            // A job struct and a C callback (no closure context to allocate: this runs per token).
+            var job = MatvecJob(w: w, x: x, y: y, rows: N, cols: K, parts: nt)
+            withUnsafeMutablePointer(to: &job) { p in
+                cpool_run(Int32(nt), Int32(nt), { ctx, k in
+                    let j = ctx!.assumingMemoryBound(to: MatvecJob.self).pointee
+                    let k = Int(k), a = (j.rows * k / j.parts) & ~3
+                    let b = k == j.parts - 1 ? j.rows : (j.rows * (k + 1) / j.parts) & ~3
+                    Kernels.matvecRows(j.w, j.x, j.y, from: a, to: b, cols: j.cols)
+                }, p)
             }
         }
     }
+
+    private struct MatvecJob { let w: CFPtr, x: CFPtr, y: FPtr, rows: Int, cols: Int, parts: Int }
 
     @inline(__always)
     static func matvecRows(_ w: CFPtr, _ x: CFPtr, _ y: FPtr, from: Int, to: Int, cols K: Int) {
@@ -68,20 +76,8 @@ enum Kernels {
     /// this machine, alone: about 5% faster (no per-call packing of W), and in a forward pass no
     /// OpenBLAS worker threads spin beside ours.
     static func linear(_ x: CFPtr, rows T: Int, _ w: PackedWeight, bias: CFPtr?, into y: FPtr) {
-        let N = w.rows, K = w.cols, np = w.panels
-        let nt = (T * N * K >= 65536) ? min(matvecThreads, np) : 1
-        let run = { (p0: Int, p1: Int) in
-            if T == 1 {
-                cgemm_matvec(Int32(N), Int32(K), x, w.p, y, Int32(p0), Int32(p1))
-            } else {
-                cgemm_gemm(Int32(T), Int32(N), Int32(K), x, w.p, y, Int32(p0), Int32(p1))
-            }
-        }
-        if nt <= 1 {
-            run(0, np)
-        } else {
-            parallel(nt) { k in run(np * k / nt, np * (k + 1) / nt) }
-        }
+        let N = w.rows
+        cgemm_linear(Int32(T), Int32(N), Int32(w.cols), x, w.p, y, Int32(matvecThreads))
         if let b = bias {
             for t in 0..<T { add(y + t * N, b, N) }
         }
@@ -216,14 +212,18 @@ enum Kernels {
     /// kernel as DispatchQueue.concurrentPerform did).
     static func parallel(_ n: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { b in
-            var box = b
-            withUnsafeMutablePointer(to: &box) { ptr in
+            // In a concrete struct: a bare closure passed as a generic value gets a heap-allocated
+            // reabstraction thunk, which was ~240 allocations per decoded token.
+            var job = ParallelBody(run: b)
+            withUnsafeMutablePointer(to: &job) { ptr in
                 cpool_run(Int32(n), Int32(max(1, matvecThreads)), { ctx, i in
-                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
+                    ctx!.assumingMemoryBound(to: ParallelBody.self).pointee.run(Int(i))
                 }, ptr)
             }
         }
     }
+
+    private struct ParallelBody { let run: (Int) -> Void }
 
     /// Runs `body` over 0..<n split in `matvecThreads` contiguous ranges at once when the work
     /// (`n * cost`, in elements) is large enough to pay for the dispatch; else inline.

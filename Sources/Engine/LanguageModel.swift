@@ -295,7 +295,7 @@ public final class LanguageModel {
             }
         }
         let nt = min(s.threads, T)
-        let work = { (worker: Int) in
+        func work(_ worker: Int) {
             let scores = s.scores.p + worker * s.scoreStride
             var t = worker
             while t < T {

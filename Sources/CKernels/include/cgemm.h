@@ -27,6 +27,10 @@ void cgemm_gemm(int m, int n, int k, const float *x, const float *packed, float 
 /// y[n] = W x for the rows of panels [p0, p1).
 void cgemm_matvec(int n, int k, const float *x, const float *packed, float *y, int p0, int p1);
 
+/// y = x W^T: cgemm_matvec when m == 1, else cgemm_gemm, over all panels, split into up to
+/// `threads` ranges run on the pool (cpool.h) when the work is large enough. Allocates nothing.
+void cgemm_linear(int m, int n, int k, const float *x, const float *packed, float *y, int threads);
+
 /// 1 when the AVX2+FMA kernels run (this CPU has them and cgemm_set_portable(1) was not called).
 int cgemm_uses_avx2(void);
 
