@@ -32,9 +32,11 @@ static _Atomic int done;                // indices finished in the current job
 static _Atomic int sleepers;
 static int started;                     // workers started (under run_lock)
 static _Thread_local int in_region;     // set while this thread runs a region's calls
-static cpool_fn job_fn;
-static void *job_ctx;
-static int job_n;
+// The current job; atomics (relaxed: `state` orders them) because a worker may still read them
+// while the next job is being set up, and then discards what it read.
+static _Atomic(cpool_fn) job_fn;
+static void *_Atomic job_ctx;
+static _Atomic int job_n;
 
 // CPUs this process may run on: more spinning threads than that only take turns (with --threads
 // 8 on 2 cores a prefill ran 4x slower), so the pool never has more participants.
@@ -62,9 +64,9 @@ static void drain(uint32_t gen) {
         uint64_t s = atomic_load(&state);
         if ((uint32_t)(s >> 32) != gen) return;
         // The fields are read before the claim; a successful claim proves they belong to `gen`.
-        cpool_fn fn = job_fn;
-        void *ctx = job_ctx;
-        int n = job_n;
+        cpool_fn fn = atomic_load_explicit(&job_fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&job_ctx, memory_order_relaxed);
+        int n = atomic_load_explicit(&job_n, memory_order_relaxed);
         uint32_t i = (uint32_t)s;
         if ((int)i >= n) return;
         if (!atomic_compare_exchange_weak(&state, &s, s + 1)) continue;
@@ -118,7 +120,9 @@ void cpool_run(int n, int threads, cpool_fn fn, void *ctx) {
         pthread_attr_destroy(&attr);
         started++;
     }
-    job_fn = fn; job_ctx = ctx; job_n = n;
+    atomic_store_explicit(&job_fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&job_n, n, memory_order_relaxed);
     atomic_store(&done, 0);
     uint32_t gen = (uint32_t)(atomic_load(&state) >> 32) + 1;
     atomic_store(&state, (uint64_t)gen << 32);        // publishes the fields above
