@@ -26,11 +26,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS", "CKernels"]),
         .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib", "CSHA256"]),
         .executableTarget(name: "edit-cli", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        // Helpers of several test targets: seeded PRNG, the built edit-cli and running it.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors", "CKernels"]),
-        .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors"]),
+        .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors", "TestSupport"]),
         // Mutation sweeps over every parser of user files, and crash/kill tests of the writers.
-        .testTarget(name: "ReliabilityTests", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor", "TestSupport"]),
     ]
 )

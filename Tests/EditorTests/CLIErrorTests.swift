@@ -5,6 +5,7 @@
 
 import Foundation
 import XCTest
+import TestSupport
 
 final class CLIErrorTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -22,43 +23,20 @@ final class CLIErrorTests: XCTestCase {
     }
 
     func binary() throws -> String {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var candidates = [dir.appendingPathComponent("edit-cli").path]
-        // Bundle layouts where arguments[0] is the xctest runner, not the bundle.
-        for b in Bundle.allBundles where b.bundlePath.hasSuffix(".xctest") {
-            candidates.append(URL(fileURLWithPath: b.bundlePath).deletingLastPathComponent().appendingPathComponent("edit-cli").path)
-        }
-        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("edit-cli binary not found beside the test bundle (looked at \(candidates))")
-        }
+        guard let path = editCLIPath() else { throw XCTSkip("edit-cli binary not found beside the test bundle") }
         return path
     }
 
-    struct Result { var code: Int32; var out: String; var err: String }
-
-    func run(_ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args
-        p.currentDirectoryURL = tmp
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let od = o.fileHandleForReading.readDataToEndOfFile()
-        let ed = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(code: p.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> CLIResult { try runCLI(try binary(), args, in: tmp) }
 
     /// Exit 2, one stderr line that contains every `mentions`.
     func expectBadInput(_ args: [String], mentions: [String], file: StaticString = #filePath, line: UInt = #line) throws {
         let r = try run(args)
-        XCTAssertEqual(r.code, 2, "exit code of edit-cli \(args.joined(separator: " ")); stderr: \(r.err)", file: file, line: line)
-        let lines = r.err.split(separator: "\n", omittingEmptySubsequences: true)
-        XCTAssertEqual(lines.count, 1, "stderr must be one line: \(r.err)", file: file, line: line)
+        XCTAssertEqual(r.status, 2, "exit code of edit-cli \(args.joined(separator: " ")); stderr: \(r.stderr)", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        XCTAssertEqual(lines.count, 1, "stderr must be one line: \(r.stderr)", file: file, line: line)
         for m in mentions {
-            XCTAssertTrue(r.err.contains(m), "stderr should mention '\(m)': \(r.err)", file: file, line: line)
+            XCTAssertTrue(r.stderr.contains(m), "stderr should mention '\(m)': \(r.stderr)", file: file, line: line)
         }
     }
 
@@ -159,11 +137,11 @@ final class CLIErrorTests: XCTestCase {
         let right = Self.llama + "/recipes/add_resid_post.json"
         let baked = tmp.appendingPathComponent("baked").path
         var r = try run(["bake", Self.llama, "--recipe", right, "--out", baked])
-        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.status, 0, r.stderr)
         try expectBadInput(["bake", Self.llama, "--recipe", right, "--out", baked], mentions: ["baked", "--force"])
         r = try run(["verify", Self.llama, baked, "--tokens", "5,17,42,9,200"])
-        XCTAssertEqual(r.code, 0, r.out + r.err)
-        XCTAssertTrue(r.out.contains("EQUIVALENT"), r.out)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("EQUIVALENT"), r.stdout)
 
         // The same entry with scale 4.4 instead of 4: baked fine, but verify against the right recipe fails.
         let wrongText = try String(contentsOfFile: right, encoding: .utf8)
@@ -173,21 +151,21 @@ final class CLIErrorTests: XCTestCase {
         let wrong = try write("wrong.json", wrongText)
         let wrongBaked = tmp.appendingPathComponent("wrong-baked").path
         r = try run(["bake", Self.llama, "--recipe", wrong, "--out", wrongBaked])
-        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.status, 0, r.stderr)
         r = try run(["verify", Self.llama, wrongBaked, "--recipe", right, "--tokens", "5,17,42,9,200"])
-        XCTAssertEqual(r.code, 1, r.out + r.err)
-        XCTAssertTrue(r.out.contains("NOT EQUIVALENT"), r.out)
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("NOT EQUIVALENT"), r.stdout)
     }
 
     func testHelpHasSynopsisAndExample() throws {
         for c in ["convert", "inspect", "logits", "generate", "bench", "extract", "bake", "verify", "control-vector", "demo"] {
             let r = try run([c, "--help"])
-            XCTAssertEqual(r.code, 0, c)
-            XCTAssertTrue(r.out.hasPrefix("edit-cli \(c)"), "\(c) --help starts with its synopsis: \(r.out.prefix(80))")
-            XCTAssertTrue(r.out.contains("example: edit-cli \(c)"), "\(c) --help has an example")
+            XCTAssertEqual(r.status, 0, c)
+            XCTAssertTrue(r.stdout.hasPrefix("edit-cli \(c)"), "\(c) --help starts with its synopsis: \(r.stdout.prefix(80))")
+            XCTAssertTrue(r.stdout.contains("example: edit-cli \(c)"), "\(c) --help has an example")
         }
         let r = try run(["frobnicate"])
-        XCTAssertEqual(r.code, 2)
-        XCTAssertTrue(r.err.contains("frobnicate"))
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("frobnicate"))
     }
 }

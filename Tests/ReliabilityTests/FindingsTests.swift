@@ -6,6 +6,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
+import TestSupport
 @testable import SafeTensors
 @testable import Tokenizers
 @testable import Engine

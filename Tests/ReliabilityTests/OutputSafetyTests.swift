@@ -11,6 +11,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
+import TestSupport
 @testable import SafeTensors
 @testable import Editor
 

@@ -4,6 +4,7 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import SafeTensors
 @testable import Tokenizers
 @testable import Engine

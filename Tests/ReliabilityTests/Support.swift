@@ -1,21 +1,9 @@
-// Shared helpers: a seeded PRNG, the mutation operators, fixture paths, temp folders, peak-RSS
-// measurement and the built edit-cli binary.
+// Shared helpers: the mutation operators, fixture paths, temp folders and peak-RSS measurement
+// (the seeded PRNG and the edit-cli runner are in TestSupport).
 
 import Foundation
 import XCTest
-
-/// splitmix64: the same sequence on every machine, so a failing mutation is reproducible.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// Mutations of a valid input: byte flips, truncations, insertions, duplicated spans, deleted
 /// spans, and numeric field changes (a run of ASCII digits in text, or an aligned little-endian
@@ -133,37 +121,4 @@ func timed(_ body: () throws -> Void) rethrows -> Double {
     let t = Date()
     try body()
     return Date().timeIntervalSince(t)
-}
-
-/// The edit-cli binary SwiftPM built into the same products folder as this test bundle.
-func editCLIPath() -> String? {
-    var candidates: [String] = []
-    for b in Bundle.allBundles where b.bundlePath.hasSuffix(".xctest") {
-        candidates.append((b.bundlePath as NSString).deletingLastPathComponent + "/edit-cli")
-    }
-    if let exe = Bundle.main.executablePath {
-        var d = (exe as NSString).deletingLastPathComponent
-        for _ in 0..<4 {
-            candidates.append(d + "/edit-cli")
-            d = (d as NSString).deletingLastPathComponent
-        }
-    }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-}
-
-struct CLIResult { var status: Int32; var stdout: String; var stderr: String }
-
-/// Runs `exe` with `args` to the end, collecting its exit status and both outputs.
-func runCLI(_ exe: String, _ args: [String]) throws -> CLIResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }

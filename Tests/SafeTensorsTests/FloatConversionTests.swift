@@ -2,6 +2,7 @@
 // tail length; F8 decoding against the format definitions.
 
 import XCTest
+import TestSupport
 @testable import SafeTensors
 
 final class FloatConversionTests: XCTestCase {

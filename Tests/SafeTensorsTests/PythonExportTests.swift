@@ -5,6 +5,7 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import SafeTensors
 
 final class PythonExportTests: XCTestCase {
