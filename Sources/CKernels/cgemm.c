@@ -196,14 +196,16 @@ static void gemm_c(int m, int n, int k, const float *x, const float *packed, flo
     }
 }
 
-void cgemm_gemm(int m, int n, int k, const float *x, const float *packed, float *y, int p0, int p1) {
+// y[m, n] = x[m, k] W^T, output columns of panels [p0, p1).
+static void gemm_panels(int m, int n, int k, const float *x, const float *packed, float *y, int p0, int p1) {
 #if defined(__x86_64__)
     if (cgemm_uses_avx2()) { gemm_avx2(m, n, k, x, packed, y, p0, p1); return; }
 #endif
     gemm_c(m, n, k, x, packed, y, p0, p1);
 }
 
-void cgemm_matvec(int n, int k, const float *x, const float *packed, float *y, int p0, int p1) {
+// y[n] = W x for the rows of panels [p0, p1).
+static void matvec_panels(int n, int k, const float *x, const float *packed, float *y, int p0, int p1) {
 #if defined(__x86_64__)
     if (cgemm_uses_avx2()) { matvec_avx2(n, k, x, packed, y, p0, p1); return; }
 #endif
@@ -217,8 +219,8 @@ struct linear_job { int m, n, k, panels, parts; const float *x, *packed; float *
 static void linear_part(void *ctx, int i) {
     const struct linear_job *j = ctx;
     int p0 = j->panels * i / j->parts, p1 = j->panels * (i + 1) / j->parts;
-    if (j->m == 1) cgemm_matvec(j->n, j->k, j->x, j->packed, j->y, p0, p1);
-    else cgemm_gemm(j->m, j->n, j->k, j->x, j->packed, j->y, p0, p1);
+    if (j->m == 1) matvec_panels(j->n, j->k, j->x, j->packed, j->y, p0, p1);
+    else gemm_panels(j->m, j->n, j->k, j->x, j->packed, j->y, p0, p1);
 }
 
 void cgemm_linear(int m, int n, int k, const float *x, const float *packed, float *y, int threads) {

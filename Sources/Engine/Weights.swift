@@ -67,7 +67,6 @@ final class FloatBuffer {
 final class PackedWeight {
     let p: UnsafeMutablePointer<Float>
     let rows: Int, cols: Int
-    var panels: Int { Int(cgemm_panels(Int32(rows))) }
 
     init(_ w: [Float], rows: Int, cols: Int) {
         precondition(w.count == rows * cols) // programmer error: table shapes fix this

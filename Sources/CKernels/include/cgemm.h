@@ -3,7 +3,7 @@
 // W is stored as panels of CGEMM_NR output rows, k-major inside a panel: P[p][k][0..NR), the
 // last panel zero-padded. A GEMM tile is 4 rows of x by one panel (12 AVX2 accumulators, one
 // broadcast of x and three loads of W per 12 FMAs); the decode matvec streams the same panels.
-// Work is split by panel ranges, so callers run [p0, p1) ranges on their own threads.
+// cgemm_linear splits the panels into ranges run on the pool (cpool.h).
 // AVX2+FMA is chosen at run time; other CPUs get plain C loops with the same results up to
 // rounding.
 #ifndef CGEMM_H
@@ -21,14 +21,9 @@ static inline size_t cgemm_packed_count(int n, int k) { return (size_t)cgemm_pan
 /// Packs row-major w[n, k] into `packed` (cgemm_packed_count(n, k) floats).
 void cgemm_pack(const float *w, int n, int k, float *packed);
 
-/// y[m, n] (row stride n) = x[m, k] (row stride k) W^T, output columns of panels [p0, p1).
-void cgemm_gemm(int m, int n, int k, const float *x, const float *packed, float *y, int p0, int p1);
-
-/// y[n] = W x for the rows of panels [p0, p1).
-void cgemm_matvec(int n, int k, const float *x, const float *packed, float *y, int p0, int p1);
-
-/// y = x W^T: cgemm_matvec when m == 1, else cgemm_gemm, over all panels, split into up to
-/// `threads` ranges run on the pool (cpool.h) when the work is large enough. Allocates nothing.
+/// y[m, n] (row stride n) = x[m, k] (row stride k) W^T: the matvec when m == 1, else the GEMM,
+/// the panels split into up to `threads` ranges run on the pool (cpool.h) when the work is large
+/// enough. Allocates nothing.
 void cgemm_linear(int m, int n, int k, const float *x, const float *packed, float *y, int threads);
 
 /// 1 when the AVX2+FMA kernels run (this CPU has them and cgemm_set_portable(1) was not called).
