@@ -20,15 +20,17 @@ let package = Package(
         // The engine's C kernels: f32 GEMM/matvec on weights packed at load (AVX2+FMA chosen at run
         // time) and a spinning fork-join pool for its parallel regions.
         .target(name: "CKernels"),
+        // O_DIRECT and fallocate for the checkpoint writer (not exposed by Swift's Glibc module).
+        .target(name: "CFileIO"),
         .target(name: "StrictJSON"),
-        .target(name: "SafeTensors", dependencies: ["StrictJSON"]),
+        .target(name: "SafeTensors", dependencies: ["StrictJSON", "CFileIO"]),
         .target(name: "Tokenizers", dependencies: ["StrictJSON"]),
         .target(name: "Engine", dependencies: ["SafeTensors", "Tokenizers", "COpenBLAS", "CKernels"]),
         .target(name: "Editor", dependencies: ["SafeTensors", "Engine", "CZlib", "CSHA256"]),
         .executableTarget(name: "edit-cli", dependencies: ["SafeTensors", "Tokenizers", "Engine", "Editor"]),
         // Helpers of several test targets: seeded PRNG, the built edit-cli and running it.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport", "CFileIO"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "SafeTensors", "CKernels"]),
         .testTarget(name: "EditorTests", dependencies: ["Editor", "Engine", "SafeTensors", "TestSupport"]),

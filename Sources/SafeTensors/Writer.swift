@@ -333,8 +333,8 @@ public final class CheckpointWriter {
         var done = 0
         // Every shard's data is written first and the headers last, once late metadata values
         // are known (a checksum computed meanwhile must not hold up the next shard).
-        var pending: [(fd: Int32, path: String, display: String, layout: SafeTensorsLayout)] = []
-        defer { for p in pending { close(p.fd) } }   // only left over on error
+        var pending: [(file: PendingFile, display: String, layout: SafeTensorsLayout)] = []
+        defer { for p in pending { p.file.close() } }   // only left over on error
         var withPlaceholders = metadata
         for (key, v) in lateMetadata { withPlaceholders[key] = v.placeholder }
         for (k, members) in plan.enumerated() {
@@ -342,11 +342,11 @@ public final class CheckpointWriter {
             let display = (target as NSString).appendingPathComponent(name)
             let layout = try SafeTensorsLayout(members.map { records[$0] }, metadata: withPlaceholders, file: display)
             let path = (temporaryDirectory as NSString).appendingPathComponent(name)
-            let fd = try layout.writeData(to: path, displayName: display) { tensor in
+            let file = try layout.writeData(to: path, displayName: display) { tensor in
                 done += 1
                 self.onTensorWritten?(tensor, done, self.records.count)
             }
-            pending.append((fd, path, display, layout))
+            pending.append((file, display, layout))
             for m in members { weightMap.append((records[m].name, .string(name))) }
             fileNames.append(name)
         }
@@ -354,7 +354,7 @@ public final class CheckpointWriter {
         for (key, v) in try resolveLateMetadata() { final[key] = v }
         while let p = pending.first {
             pending.removeFirst()
-            try p.layout.finish(p.fd, path: p.path, displayName: p.display, header: try p.layout.makeHeader(metadata: final))
+            try p.layout.finish(p.file, displayName: p.display, header: try p.layout.makeHeader(metadata: final))
         }
         if n > 1 {
             weightMap.sort { $0.0 < $1.0 }
@@ -485,23 +485,60 @@ struct SafeTensorsLayout {
 
     /// Writes the file at `path` (created new, fsync'd): `writeData` then `finish`.
     func write(to path: String, displayName: String) throws {
-        let fd = try writeData(to: path, displayName: displayName)
+        let file = try writeData(to: path, displayName: displayName)
         do {
-            try finish(fd, path: path, displayName: displayName, header: header)
+            try finish(file, displayName: displayName, header: header)
         } catch {
             unlink(path)
             throw error
         }
     }
 
-    /// Creates the file at `path` and writes every tensor at its offset, leaving the header for
-    /// `finish` (so late metadata can be filled in once all shards are written); returns the open
-    /// descriptor. Every tensor's place is fixed by the header, so the data goes in two lanes at
-    /// once: tensors lying in a mapped source file are copied file to file by the kernel
-    /// (sendfile, as `cp` copies) on a second thread, while this thread produces the others
-    /// (edited tensors) and writes them with pwrite. `written` is called on this thread once per
-    /// tensor, in completion order. On error the file is closed and removed.
-    func writeData(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws -> Int32 {
+    /// Bytes of the data section.
+    var dataSize: Int {
+        guard let last = ordered.last, let o = offsets.last else { return 0 }
+        return o + (DType.checkedByteCount(shape: last.shape, dtype: last.dtype) ?? 0) // validated in init
+    }
+
+    /// Creates the file at `path` and writes every tensor at its offset, leaving the final header
+    /// for `finish` (so late metadata can be filled in once all shards are written). With direct
+    /// I/O (DirectFileStream) the file is produced front to back: length prefix and placeholder
+    /// header, then each tensor, mapped source tensors read with pread from their file, edited
+    /// ones produced or streamed. Without it (the file system refuses O_DIRECT), see
+    /// `writeBuffered`. `written` is called on this thread once per tensor, in completion order.
+    /// On error the file is closed and removed.
+    func writeData(to path: String, displayName: String, written: (String) -> Void = { _ in }) throws -> PendingFile {
+        let headBytes = 8 + header.count
+        guard let stream = try DirectFileStream.create(path: path, logicalSize: headBytes + dataSize, headBytes: headBytes) else {
+            return PendingFile(path: path, descriptor: try writeBuffered(to: path, displayName: displayName, written: written))
+        }
+        do {
+            var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
+            prefix += header
+            try prefix.withUnsafeBytes { try stream.append($0) }
+            for t in ordered {
+                let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
+                if case .bytes(let b) = t.source, size > 0, let p = b.baseAddress, let origin = FileMappings.origin(p, size) {
+                    try stream.append(from: origin.fd, offset: origin.offset, count: size, tensor: t.name)
+                } else {
+                    try emitTensor(t, displayName: displayName) { try stream.append($0) }
+                }
+                written(t.name)
+            }
+            try stream.finishData()
+        } catch {
+            stream.abandon()
+            unlink(path)
+            throw error
+        }
+        return PendingFile(path: path, direct: stream)
+    }
+
+    /// `writeData` through the page cache, returning the open descriptor. Every tensor's place is
+    /// fixed by the header, so the data goes in two lanes at once: tensors lying in a mapped
+    /// source file are copied file to file by the kernel (sendfile, as `cp` copies) on a second
+    /// thread, while this thread produces the others (edited tensors) and writes them with pwrite.
+    func writeBuffered(to path: String, displayName: String, written: (String) -> Void) throws -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw posixError(path, "cannot create") }
         var ok = false
@@ -543,16 +580,20 @@ struct SafeTensorsLayout {
     }
 
     /// Writes the length prefix and `head` (this layout's header or the same with late metadata
-    /// values: same length) at the start of the file, fsyncs and closes `fd`, also on error.
-    func finish(_ fd: Int32, path: String, displayName: String, header head: [UInt8]) throws {
-        defer { close(fd) }
+    /// values: same length) at the start of the file, fsyncs and closes it, also on error.
+    func finish(_ file: PendingFile, displayName: String, header head: [UInt8]) throws {
+        defer { file.close() }
         guard head.count == header.count else {
             throw SafeTensorsError(.invalidTensor, file: displayName, "late metadata changed the header length (\(header.count) -> \(head.count) bytes)")
         }
         var prefix = withUnsafeBytes(of: UInt64(head.count).littleEndian) { [UInt8]($0) }
         prefix += head
-        try prefix.withUnsafeBytes { try pwriteAll(fd, $0, at: 0, path) }
-        guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync") }
+        if let stream = file.direct {
+            try stream.finish(prefix: prefix)
+        } else if let fd = file.descriptor {
+            try prefix.withUnsafeBytes { try pwriteAll(fd, $0, at: 0, file.path) }
+            guard fsync(fd) == 0 else { throw posixError(file.path, "cannot fsync") }
+        }
     }
 
     /// The file's bytes in order (length prefix, header, tensors produced only now) through `sink`.
@@ -597,6 +638,28 @@ struct SafeTensorsLayout {
         }
     }
 }
+
+/// A file whose tensors are written and whose final header comes last (`SafeTensorsLayout.finish`):
+/// a direct-I/O stream, or a descriptor of the buffered writer.
+final class PendingFile {
+    let path: String
+    private(set) var descriptor: Int32?
+    private(set) var direct: DirectFileStream?
+
+    init(path: String, descriptor: Int32) { self.path = path; self.descriptor = descriptor }
+    init(path: String, direct: DirectFileStream) { self.path = path; self.direct = direct }
+
+    /// Closes the file (finished or not; removing an unfinished one is the caller's part).
+    func close() {
+        if let fd = descriptor { closeDescriptor(fd); descriptor = nil }
+        direct?.abandon()
+        direct = nil
+    }
+
+    deinit { close() }
+}
+
+private func closeDescriptor(_ fd: Int32) { close(fd) }
 
 /// Mapped bytes through `body` in 64 MB pieces, each piece's pages released afterwards (see
 /// `releaseMappedPages`), so reading a whole mapped file keeps a flat resident set.
@@ -830,3 +893,4 @@ func fsyncDirectory(_ path: String) throws {
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync folder") }
 }
+
