@@ -91,7 +91,7 @@ public enum Baker {
         // their headers get it last (LateMetadata: 64 zeros stand in for each digest until then).
         log("checksumming \(source.shards.count) source shard(s) while writing")
         let shards = source.shards
-        let hashing = BackgroundWork { try shards.map { try SHA256.hashFileCached($0.path, mapped: $0.fileBytes) } }
+        let hashing = BackgroundWork { try shards.map { try SHA256.hashFileCached($0.path) } }
         func sums(_ digests: [String]) -> [JSONValue] {
             zip(shards, digests).map { .object([("file", .string(($0.path as NSString).lastPathComponent)), ("sha256", .string($1))]) }
         }

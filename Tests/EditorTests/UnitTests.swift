@@ -53,6 +53,25 @@ final class SHA256Tests: XCTestCase {
             XCTAssertEqual(SHA256.hex(s.finalize()), SHA256.hash(data), "split \(split)")
         }
     }
+
+    /// hashFile reads ahead on a second thread through a ring of buffers: every size around the
+    /// block and ring boundaries gives the one-shot digest; a missing file is an error naming it.
+    func testFileReadAheadEqualsOneShot() throws {
+        let dir = NSTemporaryDirectory() + "sha-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = (0..<(3 * 4096 + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ ($0 >> 8)) }
+        let block = 1024
+        for n in [0, 1, 63, block - 1, block, block + 1, 2 * block, 3 * block, 3 * block + 7, 4 * block, 5 * block + 1, data.count] {
+            let path = dir + "/f\(n)"
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(data[0..<n])))
+            let expected = SHA256.hash(data[0..<n])
+            XCTAssertEqual(try SHA256.hashFile(path, block: block, count: 3), expected, "\(n) bytes")
+            XCTAssertEqual(try SHA256.hashFile(path, block: block, count: 1), expected, "\(n) bytes, one buffer")
+            XCTAssertEqual(try SHA256.hashFile(path), expected, "\(n) bytes, default blocks")
+        }
+        XCTAssertThrowsError(try SHA256.hashFile(dir + "/missing")) { e in XCTAssertTrue("\(e)".contains("missing"), "\(e)") }
+    }
 }
 
 final class PNGTests: XCTestCase {
