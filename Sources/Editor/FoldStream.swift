@@ -51,20 +51,14 @@ extension FoldedModel {
             var i0 = 0
             while i0 < rows {
                 let n = min(rowsPerBlock, rows - i0)
-                FoldStream.parallel(n) { rr in
-                    convertRows(raw, from: i0 + rr.lowerBound, count: rr.count, cols: cols, dtype: si.dtype, into: base + rr.lowerBound * cols)
-                }
+                convertRows(raw, from: i0, count: n, cols: cols, dtype: si.dtype, into: base)
                 for (m, p) in projections.enumerated() {
                     e[m].withUnsafeMutableBufferPointer { em in
                         let acc = em.baseAddress! // programmer error: cols > 0
-                        // Split by columns: each sum keeps its row order, so results do not
-                        // depend on the number of threads.
-                        FoldStream.parallel(cols) { js in
-                            for i in 0..<n {
-                                let ri = p.r[i0 + i]
-                                let row = base + i * cols
-                                for j in js { acc[j] += ri * Double(row[j]) }
-                            }
+                        for i in 0..<n {
+                            let ri = p.r[i0 + i]
+                            let row = base + i * cols
+                            for j in 0..<cols { acc[j] += ri * Double(row[j]) }
                         }
                     }
                 }
@@ -94,32 +88,29 @@ extension FoldedModel {
         var i0 = 0
         while i0 < rows {
             let n = min(rowsPerBlock, rows - i0)
-            // Rows are independent here: each thread converts, folds and encodes its own rows.
-            FoldStream.parallel(n) { rowsRange in
-                guard !rowsRange.isEmpty else { return }
-                let start = base + rowsRange.lowerBound * cols
-                let count = rowsRange.count
-                convertRows(raw, from: i0 + rowsRange.lowerBound, count: count, cols: cols, dtype: si.dtype, into: start)
-                switch role {
-                case let .linear(_, layout) where layout == .columns:
-                    for i in rowsRange {
-                        let row = base + i * cols
-                        for u in colUpdates {
-                            let ri = u.r[i0 + i]
-                            u.sd.withUnsafeBufferPointer { sd in
-                                for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
-                            }
+            // One thread: in a first bake the source checksum runs on the other core and is the
+            // longest thread; folding on two threads took CPU from it (SmolLM2 first bake 0.44
+            // -> 0.41 s median serial, 15 interleaved rounds), and gained nothing in a rebake
+            // (SmolLM2 0.26 s either way; 6 GB bf16 2.73 s serial vs 3.00 s on two threads).
+            convertRows(raw, from: i0, count: n, cols: cols, dtype: si.dtype, into: base)
+            switch role {
+            case let .linear(_, layout) where layout == .columns:
+                for i in 0..<n {
+                    let row = base + i * cols
+                    for u in colUpdates {
+                        let ri = u.r[i0 + i]
+                        u.sd.withUnsafeBufferPointer { sd in
+                            for j in 0..<cols { row[j] = Float(Double(row[j]) - sd[j] * ri) }
                         }
                     }
-                case .linear:
-                    Fold.applyLinearRows(ops, to: start, count: count, cols: cols)
-                case let .affineRows(_, scale):
-                    Fold.applyAffine(ops, toRows: start, count: count, hidden: hidden, constantScale: scale)
                 }
-                // encodable checked above
-                try? FloatConversion.encode(UnsafeBufferPointer(start: start, count: count * cols), as: dtype,
-                                            into: encoded + rowsRange.lowerBound * cols * dtype.size)
+            case .linear:
+                Fold.applyLinearRows(ops, to: base, count: n, cols: cols)
+            case let .affineRows(_, scale):
+                Fold.applyAffine(ops, toRows: base, count: n, hidden: hidden, constantScale: scale)
             }
+            // encodable checked above
+            try? FloatConversion.encode(UnsafeBufferPointer(start: base, count: n * cols), as: dtype, into: encoded)
             try emit(UnsafeRawBufferPointer(start: encoded, count: n * cols * dtype.size))
             i0 += n
         }
@@ -159,15 +150,5 @@ final class StreamScratch: @unchecked Sendable {
             return p
         }
         deinit { p.deallocate() }
-    }
-}
-
-enum FoldStream {
-    /// Runs `body` on two halves of 0..<n at once (this machine class has 2 cores; the writer
-    /// waits meanwhile). Small ranges run inline.
-    static func parallel(_ n: Int, _ body: (Range<Int>) -> Void) {
-        guard n >= 64 else { body(0..<n); return }
-        let mid = n / 2
-        DispatchQueue.concurrentPerform(iterations: 2) { k in body(k == 0 ? 0..<mid : mid..<n) }
     }
 }
