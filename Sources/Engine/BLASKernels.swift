@@ -11,3 +11,14 @@ public enum BLASKernels {
         return String(cString: p)
     }
 }
+
+extension BLASKernels {
+    /// Stops OpenBLAS's worker threads now. OpenBLAS starts them when it loads, and each spins
+    /// (sched_yield) for ~0.1 s before sleeping, at start and after every threaded call: in a
+    /// SmolLM2 bake (0.4 s, no BLAS at all) that was ~0.07 CPU-s taken from the bake's own
+    /// threads on two cores. The next threaded BLAS call starts them again, so this is safe
+    /// whenever no BLAS call is running (commands call it before any work).
+    public static func stopIdleWorkers() {
+        _ = blas_thread_shutdown_()
+    }
+}

@@ -1,4 +1,5 @@
 import Editor
+import Engine
 import Foundation
 
 extension CLI {
@@ -39,6 +40,7 @@ func runBake(_ args: inout Arguments) throws -> Int32 {
     options.approximate = args.flag("--approximate")
     let modelArg = try args.positional("MODEL")
     try args.finish()
+    BLASKernels.stopIdleWorkers()   // no BLAS here; its idle workers would spin on our cores
     // A .gguf is baked from its (cached) conversion to a Hugging Face folder.
     let model = try GGUFModelCache.resolveModelPath(modelArg, progress: { Progress.say($0) })
     let report = try Baker.bake(model: model, recipePath: recipe, out: out, options: options, log: Progress.say)

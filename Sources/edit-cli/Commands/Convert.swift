@@ -1,5 +1,6 @@
 import Foundation
 import Editor
+import Engine
 
 extension CLI {
     static let convertHelp = """
@@ -20,6 +21,7 @@ func runConvert(_ args: inout Arguments) throws -> Int32 {
     let out = try args.required("--out")
     let force = args.flag("--force")
     try args.finish()
+    BLASKernels.stopIdleWorkers()   // no BLAS here; its idle workers would spin on our cores
     let report = try GGUFConverter.convert(gguf: model, to: out, options: ConvertOptions(force: force),
                                            progress: Progress.enabled ? { Progress.say($0) } : nil)
     print("converted \(model) (\(report.architecture) -> \(report.modelType)): \(report.tensorCount) tensors, \(report.parameterCount) parameters, f32")
