@@ -82,11 +82,13 @@ public final class GGUFHFSource: TensorSource, @unchecked Sendable {
 
 public enum GGUFModelCache {
     /// Where converted models are kept: $EDIT_CLI_CACHE, else $XDG_CACHE_HOME/edit-cli, else
-    /// ~/.cache/edit-cli; with a "gguf" subfolder.
+    /// $HOME/.cache/edit-cli (the account's home folder when HOME is unset, as the shell scripts
+    /// resolve `~`); with a "gguf" subfolder.
     public static var defaultRoot: String {
         let env = ProcessInfo.processInfo.environment
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         let base = env["EDIT_CLI_CACHE"] ?? env["XDG_CACHE_HOME"].map { $0 + "/edit-cli" }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/edit-cli")
+            ?? (home as NSString).appendingPathComponent(".cache/edit-cli")
         return (base as NSString).appendingPathComponent("gguf")
     }
 

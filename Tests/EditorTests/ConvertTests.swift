@@ -227,4 +227,18 @@ final class ConvertSourceTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: dir + "/model.safetensors")[.modificationDate] as? Date, stamp)
         XCTAssertEqual(try GGUFModelCache.resolveModelPath("/some/folder", cacheRoot: root), "/some/folder")
     }
+
+    /// The cache folder follows the same rule as the scripts (scripts/test, fetch-smollm2):
+    /// $EDIT_CLI_CACHE, else $XDG_CACHE_HOME/edit-cli, else $HOME/.cache/edit-cli.
+    func testCacheRootFollowsTheEnvironmentLikeTheScripts() {
+        let names = ["EDIT_CLI_CACHE", "XDG_CACHE_HOME", "HOME"]
+        let saved = names.map { getenv($0).map { String(cString: $0) } }
+        defer { for (n, v) in zip(names, saved) { if let v { setenv(n, v, 1) } else { unsetenv(n) } } }
+        unsetenv("EDIT_CLI_CACHE"); unsetenv("XDG_CACHE_HOME"); setenv("HOME", "/tmp/home-x", 1)
+        XCTAssertEqual(GGUFModelCache.defaultRoot, "/tmp/home-x/.cache/edit-cli/gguf")
+        setenv("XDG_CACHE_HOME", "/tmp/xdg-y", 1)
+        XCTAssertEqual(GGUFModelCache.defaultRoot, "/tmp/xdg-y/edit-cli/gguf")
+        setenv("EDIT_CLI_CACHE", "/tmp/cache-z", 1)
+        XCTAssertEqual(GGUFModelCache.defaultRoot, "/tmp/cache-z/gguf")
+    }
 }
