@@ -3,6 +3,7 @@
 // 4-row tiles. The first k block stores its tile, later ones add to it.
 #include "cgemm.h"
 #include "cpool.h"
+#include <stdatomic.h>
 #include <string.h>
 
 #define NR CGEMM_NR
@@ -164,18 +165,22 @@ AVX2 static void matvec_avx2(int n, int k, const float *x, const float *packed, 
     }
 }
 
-static int portable_only;   // cgemm_set_portable(1): tests of the portable loops
+static _Atomic int portable_only;   // cgemm_set_portable(1): tests of the portable loops
 
 int cgemm_uses_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
+    // Pool workers ask at once: the cached answer is an atomic (a plain static was a data race
+    // under ThreadSanitizer, though every thread stored the same value).
+    static _Atomic int cached = -1;
+    int c = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (c < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&cached, c, memory_order_relaxed);
     }
-    return cached && !portable_only;
+    return c && !atomic_load_explicit(&portable_only, memory_order_relaxed);
 }
 
-void cgemm_set_portable(int on) { portable_only = on; }
+void cgemm_set_portable(int on) { atomic_store_explicit(&portable_only, on, memory_order_relaxed); }
 #else
 int cgemm_uses_avx2(void) { return 0; }
 void cgemm_set_portable(int on) { (void)on; }
