@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 int cfileio_create_direct(const char *path, int mode) {
 #if defined(__linux__) && defined(O_DIRECT)
@@ -30,6 +31,15 @@ int cfileio_clear_direct(int fd) {
     return fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0 ? 0 : errno;
 #else
     (void)fd;
+    return 0;
+#endif
+}
+
+int cfileio_advise_huge_pages(void *addr, unsigned long length) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    return madvise(addr, length, MADV_HUGEPAGE) == 0 ? 0 : errno;
+#else
+    (void)addr; (void)length;
     return 0;
 #endif
 }

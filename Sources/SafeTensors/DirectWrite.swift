@@ -41,7 +41,9 @@ final class DirectFileStream: @unchecked Sendable {
     /// Off: every file goes through the buffered writer (tests cover both paths with it).
     nonisolated(unsafe) static var enabled = true
     /// Files opened with direct I/O so far (tests check which path ran).
-    nonisolated(unsafe) static var opened = 0
+    static var opened: Int { openedLock.lock(); defer { openedLock.unlock() }; return openedCount }
+    nonisolated(unsafe) private static var openedCount = 0
+    private static let openedLock = NSLock()
 
     let path: String
     let fd: Int32
@@ -85,7 +87,7 @@ final class DirectFileStream: @unchecked Sendable {
             }
             // Other errors (EOPNOTSUPP...): the writes allocate as they go.
         }
-        opened += 1
+        openedLock.lock(); openedCount += 1; openedLock.unlock()
         return DirectFileStream(path: path, fd: fd, logicalSize: logicalSize, headBytes: headBytes)
     }
 
@@ -106,7 +108,7 @@ final class DirectFileStream: @unchecked Sendable {
         let huge = chunk % (2 << 20) == 0
         for _ in 0..<count {
             let b = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: huge ? 2 << 20 : Self.alignment)
-            if huge { _ = madvise(b, chunk, MADV_HUGEPAGE) }
+            if huge { _ = cfileio_advise_huge_pages(b, UInt(chunk)) }
             allBuffers.append(b)
         }
         current = allBuffers[0]

@@ -11,6 +11,10 @@ int cfileio_create_direct(const char *path, int mode);
 /// `length`). 0 on success, else the errno value (EOPNOTSUPP when the file system cannot).
 int cfileio_preallocate(int fd, long long length);
 
+/// Asks for transparent huge pages for [addr, addr + length) (madvise MADV_HUGEPAGE); a no-op
+/// where the system has none. 0 or the errno value.
+int cfileio_advise_huge_pages(void *addr, unsigned long length);
+
 /// Turns O_DIRECT off for `fd` (later writes go through the page cache). 0 or the errno value.
 int cfileio_clear_direct(int fd);
 
