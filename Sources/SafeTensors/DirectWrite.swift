@@ -40,6 +40,10 @@ final class DirectFileStream: @unchecked Sendable {
     nonisolated(unsafe) static var ioThreads = 3
     /// Off: every file goes through the buffered writer (tests cover both paths with it).
     nonisolated(unsafe) static var enabled = true
+    /// Tests only: asked before each write attempt with its file offset and length, from the I/O
+    /// threads; an errno it returns makes that attempt fail as if the kernel had returned it
+    /// (error propagation from the I/O threads, the EINVAL fallback to the page cache).
+    nonisolated(unsafe) static var injectedWriteError: ((_ offset: Int, _ count: Int) -> Int32?)?
     /// Files opened with direct I/O so far (tests check which path ran).
     static var opened: Int { openedLock.lock(); defer { openedLock.unlock() }; return openedCount }
     nonisolated(unsafe) private static var openedCount = 0
@@ -262,7 +266,12 @@ final class DirectFileStream: @unchecked Sendable {
     private func writeAligned(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         var done = 0, buffered = false
         while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done)) // programmer error: non-empty
+            let n: Int
+            if let inject = Self.injectedWriteError, let e = inject(offset + done, bytes.count - done) {
+                errno = e; n = -1
+            } else {
+                n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done)) // programmer error: non-empty
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EINVAL && !buffered && cfileio_clear_direct(fd) == 0 { buffered = true; continue }

@@ -20,6 +20,7 @@ final class DirectWriteTests: XCTestCase {
 
     override func tearDown() {
         (DirectFileStream.enabled, DirectFileStream.chunkSize, DirectFileStream.ioThreads) = saved
+        DirectFileStream.injectedWriteError = nil
     }
 
     /// Tensors of odd sizes (sum not a multiple of 4096) in a source file on disk.
@@ -154,5 +155,59 @@ final class DirectWriteTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("'\(last)'") && "\(e)".contains("ended"), "\(e)")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["source.safetensors"], "files left behind")
+    }
+
+    /// Write errors seen by the I/O threads: a failure in the middle of the data, and one when the
+    /// header block is rewritten at the end, each stop the commit with the error and leave
+    /// nothing; an EINVAL (a device wanting a larger alignment) turns direct I/O off for the file
+    /// and the same bytes are written through the page cache.
+    func testWriteErrorsStopTheCommitAndEINVALFallsBack() throws {
+        let dir = try makeTempDir(self, "direct-err")
+        let (path, tensors) = try makeSource(dir, seed: 9)
+        let source = try SafeTensorsFile(path: path)
+        let names = tensors.map(\.0)
+        DirectFileStream.enabled = false
+        try writeCheckpoint(dir + "/reference", source: source, names: names, maxShard: nil, longMetadata: 10)
+        let expected = try folderBytes(dir + "/reference")
+        DirectFileStream.enabled = true
+        DirectFileStream.chunkSize = 8192
+        DirectFileStream.ioThreads = 3
+        try XCTSkipUnless(directIOWorks(dir), "this file system has no direct I/O: the buffered writer ran in the other tests")
+
+        let lock = NSLock()
+        var writes: [Int] = []   // offsets of the attempts, in order
+        func injecting(_ rule: @escaping (_ offset: Int, _ attempt: Int) -> Int32?) {
+            lock.lock(); writes = []; lock.unlock()
+            DirectFileStream.injectedWriteError = { offset, _ in
+                lock.lock(); defer { lock.unlock() }
+                writes.append(offset)
+                return rule(offset, writes.count)
+            }
+        }
+        // EIO on the data chunk at 32 KB.
+        injecting { offset, _ in offset == 32_768 ? EIO : nil }
+        XCTAssertThrowsError(try writeCheckpoint(dir + "/eio", source: source, names: names, maxShard: nil, longMetadata: 10)) { e in
+            XCTAssertEqual((e as? SafeTensorsError)?.kind, .io, "\(e)")
+            XCTAssertTrue("\(e)".contains("cannot write") && "\(e)".contains("Input/output error"), "\(e)")
+        }
+        // EIO when the header block is written again (the second write at offset 0, after every
+        // data chunk).
+        var headWrites = 0
+        injecting { offset, _ in
+            if offset == 0 { headWrites += 1 }   // under the lock of `injecting`
+            return offset == 0 && headWrites == 2 ? EIO : nil
+        }
+        XCTAssertThrowsError(try writeCheckpoint(dir + "/eio-head", source: source, names: names, maxShard: nil, longMetadata: 10)) { e in
+            XCTAssertTrue("\(e)".contains("Input/output error"), "\(e)")
+        }
+        XCTAssertEqual(headWrites, 2)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["reference", "source.safetensors"], "a failed commit left files")
+
+        // EINVAL on the third write: O_DIRECT off for that file, same bytes in the end.
+        injecting { _, attempt in attempt == 3 ? EINVAL : nil }
+        try writeCheckpoint(dir + "/einval", source: source, names: names, maxShard: nil, longMetadata: 10)
+        XCTAssertEqual(try folderBytes(dir + "/einval"), expected)
+        lock.lock(); let attempts = writes.count; lock.unlock()
+        XCTAssertGreaterThan(attempts, 4, "the writes went on after the EINVAL")
     }
 }
