@@ -168,7 +168,7 @@ final class DirectFileStream: @unchecked Sendable {
                 throw posixError(path, "cannot read tensor '\(tensor)' from its source")
             }
             if n == 0 {
-                throw SafeTensorsError(.io, file: path, tensor: tensor, "its source file ended \(left) bytes early (changed or truncated while being copied)")
+                throw sourceEndedEarly(path, tensor: tensor, missing: left)
             }
             fill += n; off += n; left -= n
             if fill == chunk { try submit() }

@@ -494,6 +494,11 @@ struct SafeTensorsLayout {
         }
     }
 
+    /// The first bytes of the file: the header's length (little-endian u64), then the header.
+    static func filePrefix(_ header: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) } + header
+    }
+
     /// Bytes of the data section.
     var dataSize: Int {
         guard let last = ordered.last, let o = offsets.last else { return 0 }
@@ -513,9 +518,7 @@ struct SafeTensorsLayout {
             return PendingFile(path: path, descriptor: try writeBuffered(to: path, displayName: displayName, written: written))
         }
         do {
-            var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
-            prefix += header
-            try prefix.withUnsafeBytes { try stream.append($0) }
+            try Self.filePrefix(header).withUnsafeBytes { try stream.append($0) }
             for t in ordered {
                 let size = DType.checkedByteCount(shape: t.shape, dtype: t.dtype) ?? 0 // validated in init
                 if case .bytes(let b) = t.source, size > 0, let p = b.baseAddress, let origin = FileMappings.origin(p, size) {
@@ -586,8 +589,7 @@ struct SafeTensorsLayout {
         guard head.count == header.count else {
             throw SafeTensorsError(.invalidTensor, file: displayName, "late metadata changed the header length (\(header.count) -> \(head.count) bytes)")
         }
-        var prefix = withUnsafeBytes(of: UInt64(head.count).littleEndian) { [UInt8]($0) }
-        prefix += head
+        let prefix = Self.filePrefix(head)
         if let stream = file.direct {
             try stream.finish(prefix: prefix)
         } else if let fd = file.descriptor {
@@ -598,9 +600,7 @@ struct SafeTensorsLayout {
 
     /// The file's bytes in order (length prefix, header, tensors produced only now) through `sink`.
     func emit(displayName: String, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { [UInt8]($0) }
-        prefix += header
-        try prefix.withUnsafeBytes { try sink($0) }
+        try Self.filePrefix(header).withUnsafeBytes { try sink($0) }
         for t in ordered { try emitTensor(t, displayName: displayName, sink) }
     }
 
@@ -663,7 +663,7 @@ private func closeDescriptor(_ fd: Int32) { close(fd) }
 
 /// Mapped bytes through `body` in 64 MB pieces, each piece's pages released afterwards (see
 /// `releaseMappedPages`), so reading a whole mapped file keeps a flat resident set.
-public func forEachReleasingPages(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+func forEachReleasingPages(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
     guard let p = bytes.baseAddress else { return }
     let chunk = 64 << 20
     var done = 0
@@ -859,7 +859,7 @@ func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, at 
             throw posixError(path, "cannot copy tensor '\(tensor)' from its source")
         }
         if n == 0 {
-            throw SafeTensorsError(.io, file: path, tensor: tensor, "its source file ended \(count - done) bytes early (changed or truncated while being copied)")
+            throw sourceEndedEarly(path, tensor: tensor, missing: count - done)
         }
         startWriteback(fd, fileOffset + done, n)
         done += n
@@ -873,6 +873,11 @@ func copyInKernel(from source: Int32, offset: Int, count: Int, to fd: Int32, at 
 /// SmolLM2 bake 0.50-0.55 -> 0.38-0.44 s, the 6 GB first bake 4.9-6.0 -> 4.0 s.
 func startWriteback(_ fd: Int32, _ offset: Int, _ count: Int) {
     _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
+}
+
+/// A mapped source tensor whose file is shorter than its header says (truncated while we run).
+func sourceEndedEarly(_ path: String, tensor: String, missing: Int) -> SafeTensorsError {
+    SafeTensorsError(.io, file: path, tensor: tensor, "its source file ended \(missing) bytes early (changed or truncated while being copied)")
 }
 
 func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, _ path: String) throws {
@@ -893,4 +898,3 @@ func fsyncDirectory(_ path: String) throws {
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw posixError(path, "cannot fsync folder") }
 }
-
