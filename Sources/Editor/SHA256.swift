@@ -2,7 +2,6 @@
 // records in every output shard's __metadata__.
 
 import CSHA256
-import SafeTensors
 import Foundation
 
 public struct SHA256 {
@@ -107,9 +106,8 @@ extension SHA256 {
     /// rule git's index uses). Hashing is ~400 MB/s here in Swift (~1.8 GB/s with SHA-NI), so a
     /// second bake of the same source reuses the checksum. Any cache problem falls back to hashing.
     public static func hashFileCached(_ path: String, cacheRoot: String? = nil) throws -> String {
-        func compute() throws -> String { try hashFile(path) }
         var st = stat()
-        guard stat(path, &st) == 0, let real = realpath(path, nil) else { return try compute() }
+        guard stat(path, &st) == 0, let real = realpath(path, nil) else { return try hashFile(path) }
         let realPath = String(cString: real)
         free(real)
         let stamp = "\(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec) \(st.st_mtim.tv_nsec)"
@@ -121,7 +119,7 @@ extension SHA256 {
                 return String(parts[1])
             }
         }
-        let digest = try compute()
+        let digest = try hashFile(path)
         // Only remember it if the file did not change while it was being hashed.
         var after = stat()
         if stat(path, &after) == 0, after.st_size == st.st_size, after.st_mtim.tv_sec == st.st_mtim.tv_sec,
@@ -165,9 +163,8 @@ final class ReadAheadRing: @unchecked Sendable {
     private let buffers: [UnsafeMutableRawPointer]
     private var filled: [Int]          // bytes in each buffer, -1 while free
     private var readerError: Int32 = 0
-    private var done = false           // reader reached the end (or an error)
     private var stopping = false
-    private var readerRunning = true
+    private var readerRunning = true   // false once it reached the end, failed or was stopped
     private var head = 0               // next buffer the consumer takes
     private let condition = NSCondition()
 
@@ -199,10 +196,10 @@ final class ReadAheadRing: @unchecked Sendable {
             }
             offset += n
             condition.lock()
-            if err != 0 { readerError = err; done = true; condition.broadcast(); break }
+            if err != 0 { readerError = err; break }
             filled[slot] = n
             condition.broadcast()
-            if n < block { done = true; break }
+            if n < block { break }
             condition.unlock()
             slot = (slot + 1) % buffers.count
         }
@@ -215,7 +212,7 @@ final class ReadAheadRing: @unchecked Sendable {
     func next(path: String) throws -> UnsafeRawBufferPointer? {
         condition.lock()
         defer { condition.unlock() }
-        while filled[head] < 0 && !done { condition.wait() }
+        while filled[head] < 0 && readerRunning { condition.wait() }
         if filled[head] < 0 {
             if readerError != 0 { throw EditError.io("\(path): cannot read for checksumming: \(String(cString: strerror(readerError)))") }
             return nil

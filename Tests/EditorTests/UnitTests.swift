@@ -57,8 +57,7 @@ final class SHA256Tests: XCTestCase {
     /// hashFile reads ahead on a second thread through a ring of buffers: every size around the
     /// block and ring boundaries gives the one-shot digest; a missing file is an error naming it.
     func testFileReadAheadEqualsOneShot() throws {
-        let dir = NSTemporaryDirectory() + "sha-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = EditorFixtures.tempDir("sha")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = (0..<(3 * 4096 + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ ($0 >> 8)) }
         let block = 1024
